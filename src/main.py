@@ -1,0 +1,93 @@
+"""Entry point: train the MLP, map every hidden layer in 2-D, score and track the maps.
+
+    python -m src.main                                   # one job with the defaults
+    python -m src.main -m embedder=pca,tsne,umap,trimap  # a sweep, one MLflow run per job
+
+TensorFlow, the embedding libraries and MLflow are imported by the stages that use
+them, so ``--help`` and config errors return in seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from src.errors import ConfigError, DataError
+from src.paths import PROJECT_ROOT
+from src.stages import (
+    StageTimer,
+    log_run_inputs,
+    log_training,
+    map_layers,
+    prepare_dataset,
+    run_name,
+    run_tags,
+    train_network,
+)
+from src.validation import validate_config
+
+log = logging.getLogger(__name__)
+
+
+def run_job(cfg: DictConfig, output_dir: Path, job_log: Path | None) -> float:
+    """Run every stage of one job and record it as one MLflow run.
+
+    Returns
+    -------
+    float
+        Mean 2-D kNN accuracy of the last hidden layer over all k, for sweepers that optimise.
+    """
+    from src import tracking
+
+    timer = StageTimer()
+
+    with timer.stage("data"):
+        dataset = prepare_dataset(cfg)
+
+    tracking_uri = tracking.resolve_tracking_uri(cfg.tracking.uri)
+    tracking.set_up_experiment(tracking_uri, cfg.tracking.experiment)
+    log.info("tracking to %s, experiment %r", tracking_uri, cfg.tracking.experiment)
+
+    with tracking.tracked_run(run_name(cfg), run_tags(cfg), job_log):
+        log_run_inputs(cfg, dataset)
+
+        with timer.stage("train"):
+            training = train_network(cfg, dataset)
+        log_training(training, output_dir)
+
+        with timer.stage("map_layers"):
+            table = map_layers(cfg, dataset, training, output_dir, timer)
+        tracking.log_accuracy_table(table)
+
+        timer.log_to_mlflow()
+
+    last_layer = table.index[-1]
+    return float(table.loc[last_layer, [f"2d_k{k}" for k in cfg.knn.k]].mean())
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> float:
+    """Validate the composed config, then run the job."""
+    try:
+        validate_config(OmegaConf.to_container(cfg, resolve=True))
+    except (ConfigError, DataError) as error:
+        log.error("%s", error)
+        raise SystemExit(2) from None
+
+    runtime = HydraConfig.get()
+    output_dir = Path(runtime.runtime.output_dir)
+    job_log = output_dir / f"{runtime.job.name}.log"
+    try:
+        return run_job(cfg, output_dir, job_log)
+    except (ConfigError, DataError) as error:
+        log.error("%s", error)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT), replace=True)
+    main()

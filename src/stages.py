@@ -1,0 +1,172 @@
+"""The stages of one job, each a function that main.run_job calls in order.
+
+Each stage takes the config and the previous stage's output and returns plain
+values, so a stage can be tested, timed or cached on its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+
+from src.data import Dataset, load_dataset, split_validation
+from src.scoring import validate_k
+
+log = logging.getLogger(__name__)
+
+
+class StageTimer:
+    """Wall seconds per stage, logged at INFO and recorded in MLflow as ``time/<stage>``."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        log.info("stage %s: started", name)
+        start = time.perf_counter()
+        yield
+        elapsed = time.perf_counter() - start
+        self.seconds[name] = self.seconds.get(name, 0.0) + elapsed
+        log.info("stage %s: done in %.1f s", name, elapsed)
+
+    def log_to_mlflow(self) -> None:
+        import mlflow
+
+        mlflow.log_metrics({f"time/{name}": seconds for name, seconds in self.seconds.items()})
+
+
+def prepare_dataset(cfg: DictConfig) -> Dataset:
+    """Load the configured dataset and check the rules that need its real size."""
+    dataset = load_dataset(cfg.data, seed=cfg.seed)
+    validate_k(list(cfg.knn.k), len(dataset.y_train))
+    return dataset
+
+
+def run_name(cfg: DictConfig) -> str:
+    """Name a run by what usually differs between jobs, e.g. ``umap · 256-64 · dropout 0.5 · seed 0``."""
+    shape = "-".join(str(units) for units in cfg.model.hidden_units)
+    return f"{cfg.embedder.name} · {shape} · dropout {cfg.dropout} · seed {cfg.seed}"
+
+
+def run_tags(cfg: DictConfig) -> dict[str, str]:
+    """Return the tags that identify a run: embedder, protocol, dataset and the Hydra job."""
+    from hydra.core.hydra_config import HydraConfig
+
+    tags = {
+        "embedder": str(cfg.embedder.name),
+        "protocol": str(cfg.embedder.protocol),
+        "dataset": str(cfg.data.name),
+    }
+    if HydraConfig.initialized():
+        runtime = HydraConfig.get()
+        tags["hydra.overrides"] = " ".join(runtime.overrides.task)
+        tags["hydra.output_dir"] = str(runtime.runtime.output_dir)
+        if runtime.mode.name == "MULTIRUN":
+            tags["hydra.job_num"] = str(runtime.job.num)
+            tags["sweep_dir"] = str(runtime.sweep.dir)
+    return tags
+
+
+def log_run_inputs(cfg: DictConfig, dataset: Dataset) -> None:
+    """Log the flattened, resolved config as parameters, the config file and the data sizes."""
+    import mlflow
+
+    from src.tracking import flatten_params
+
+    config = OmegaConf.to_container(cfg, resolve=True)
+    mlflow.log_params(flatten_params(config))
+    mlflow.log_params({"data.n_train_used": len(dataset.y_train), "data.n_test_used": len(dataset.y_test)})
+    mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+
+
+def train_network(cfg: DictConfig, dataset: Dataset):
+    """Hold out the validation part of the training digits and train the MLP on the rest."""
+    from src.model import train_mlp
+
+    X_fit, y_fit, X_val, y_val = split_validation(
+        dataset.X_train, dataset.y_train, cfg.data.val_size, seed=cfg.seed
+    )
+    log.info("training on %d digits, validating on %d", len(y_fit), len(y_val))
+    return train_mlp(
+        X_fit, y_fit, X_val, y_val, dataset.X_test, dataset.y_test,
+        model_cfg=cfg.model, train_cfg=cfg.train, dropout=cfg.dropout, seed=cfg.seed, progress=cfg.progress,
+    )
+
+
+def log_training(training, output_dir: Path) -> None:
+    """Log the per-epoch curves, the test scores and the training-curves figure."""
+    import mlflow
+
+    from src.plotting import plot_training_curves
+    from src.tracking import log_history
+
+    log_history(training.history)
+    mlflow.log_metrics({"test_loss": training.test_loss, "test_accuracy": training.test_accuracy})
+    path = plot_training_curves(
+        training.history,
+        title=f"training curves (test accuracy {training.test_accuracy:.3f})",
+        path=output_dir / "training_curves.png",
+    )
+    mlflow.log_artifact(str(path))
+
+
+def map_layers(cfg: DictConfig, dataset: Dataset, training, output_dir: Path, timer: StageTimer) -> pd.DataFrame:
+    """Embed, score and plot the input and every hidden layer.
+
+    Returns
+    -------
+    DataFrame
+        One row per layer (``input``, ``hidden_1``, ...), columns ``2d_k<k>`` for the
+        map and ``full_k<k>`` for the layer's full space.
+    """
+    from src.activations import extract_activations
+
+    with timer.stage("activations"):
+        train_activations = extract_activations(training.model, dataset.X_train, training.layer_names)
+        test_activations = extract_activations(training.model, dataset.X_test, training.layer_names)
+
+    rows = {}
+    for layer in train_activations:
+        rows[layer] = map_layer(
+            cfg, layer, train_activations[layer], test_activations[layer], dataset, output_dir, timer
+        )
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "layer"
+    return table
+
+
+def map_layer(cfg, layer, train_activations, test_activations, dataset, output_dir, timer) -> dict[str, float]:
+    """Embed one layer, score the map and the full space, log the metrics and the scatter PNG."""
+    import mlflow
+
+    from src.embedding import embed
+    from src.plotting import plot_layer_embedding
+    from src.scoring import knn_accuracy
+
+    ks = list(cfg.knn.k)
+    with timer.stage(f"embed/{layer}"):
+        embedding = embed(train_activations, test_activations, cfg.embedder, cfg.seed, cfg.progress)
+    for param, (_requested, used) in embedding.adjusted.items():
+        mlflow.log_param(f"embedder.{param}.used", used)
+
+    with timer.stage(f"score/{layer}"):
+        accuracy_2d = knn_accuracy(embedding.train, dataset.y_train, embedding.test, dataset.y_test, ks)
+        accuracy_full = knn_accuracy(train_activations, dataset.y_train, test_activations, dataset.y_test, ks)
+    mlflow.log_metrics({f"knn_acc/{layer}/k{k}": accuracy_2d[k] for k in ks})
+    mlflow.log_metrics({f"knn_acc_full/{layer}/k{k}": accuracy_full[k] for k in ks})
+    summary = ", ".join(f"k={k}: {accuracy_2d[k]:.3f} (full space {accuracy_full[k]:.3f})" for k in ks)
+    log.info("%s kNN accuracy %s", layer, summary)
+
+    title = f"{cfg.embedder.name} · {layer} · {cfg.data.name} · test kNN accuracy (k={ks[0]}) {accuracy_2d[ks[0]]:.3f}"
+    path = plot_layer_embedding(
+        embedding.train, dataset.y_train, embedding.test, dataset.y_test, title, output_dir / f"scatter_{layer}.png"
+    )
+    mlflow.log_artifact(str(path), artifact_path="scatter")
+    return {**{f"2d_k{k}": accuracy_2d[k] for k in ks}, **{f"full_k{k}": accuracy_full[k] for k in ks}}

@@ -1,0 +1,146 @@
+"""MLflow tracking: where runs go, and what each run records.
+
+MLflow is imported inside the functions, so config validation never pays for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pandas as pd
+
+from src.paths import PROJECT_ROOT
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DB = PROJECT_ROOT / "mlruns" / "mlflow.db"
+
+# Keras history keys and the MLflow metric names they are logged under, one value per epoch.
+HISTORY_METRICS = {
+    "loss": "train_loss",
+    "accuracy": "train_accuracy",
+    "val_loss": "val_loss",
+    "val_accuracy": "val_accuracy",
+}
+
+
+def resolve_tracking_uri(uri: str | None) -> str:
+    """Return an absolute tracking URI.
+
+    ``None`` means the SQLite store ``mlruns/mlflow.db`` under the project root. A
+    ``sqlite:///`` URI with a relative path is resolved against the project root, not
+    the working directory, so every job of a sweep writes to the same store.
+    Other URIs (``http://...``, absolute SQLite paths) are returned unchanged.
+    """
+    if uri is None:
+        return f"sqlite:///{DEFAULT_DB}"
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        return f"sqlite:///{(PROJECT_ROOT / uri[len('sqlite:///'):]).resolve()}"
+    return uri
+
+
+def artifact_location(tracking_uri: str) -> str | None:
+    """Return where a new experiment keeps its artifacts: beside a SQLite store, else the server's choice."""
+    if tracking_uri.startswith("sqlite:///"):
+        db_path = Path(urlparse(tracking_uri).path)
+        return (db_path.parent / "artifacts").resolve().as_uri()
+    return None
+
+
+def set_up_experiment(tracking_uri: str, experiment: str) -> str:
+    """Point MLflow at the store and select the experiment, creating both if needed.
+
+    Returns
+    -------
+    str
+        The experiment id.
+    """
+    import mlflow
+
+    if tracking_uri.startswith("sqlite:///"):
+        Path(urlparse(tracking_uri).path).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(tracking_uri)
+    existing = mlflow.get_experiment_by_name(experiment)
+    if existing is not None:
+        experiment_id = existing.experiment_id
+    else:
+        experiment_id = mlflow.create_experiment(experiment, artifact_location=artifact_location(tracking_uri))
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
+
+
+def flatten_params(config: Mapping, prefix: str = "") -> dict[str, str]:
+    """Flatten a nested config into ``{"model.hidden_units": "[256, 64]", ...}``."""
+    params: dict[str, str] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            params.update(flatten_params(value, prefix=f"{name}."))
+        else:
+            params[name] = str(value)
+    return params
+
+
+@contextlib.contextmanager
+def tracked_run(run_name: str, tags: Mapping[str, str], job_log: Path | None = None) -> Iterator[str]:
+    """Start an MLflow run and end it with the status the job earned.
+
+    The run ends FINISHED when the block completes, KILLED on Ctrl-C and FAILED on
+    any other exception, which is re-raised. The Hydra job log is attached as an
+    artifact in every case.
+
+    Yields
+    ------
+    str
+        The run id.
+    """
+    import mlflow
+
+    run = mlflow.start_run(run_name=run_name, tags=dict(tags))
+    status = "FAILED"
+    try:
+        yield run.info.run_id
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    except Exception as error:
+        mlflow.set_tag("error", f"{type(error).__name__}: {error}"[:5000])
+        raise
+    finally:
+        if job_log is not None and job_log.is_file():
+            mlflow.log_artifact(str(job_log))
+        mlflow.end_run(status=status)
+        log.info("MLflow run %s ended %s", run.info.run_id, status)
+
+
+def log_history(history: Mapping[str, list[float]]) -> None:
+    """Log the per-epoch training curves, with ``step`` = epoch number (1-based)."""
+    import mlflow
+    from mlflow.entities import Metric
+    from mlflow.utils.time import get_current_time_millis
+
+    run_id = mlflow.active_run().info.run_id
+    now = get_current_time_millis()
+    metrics = [
+        Metric(key=HISTORY_METRICS.get(key, key), value=float(value), timestamp=now, step=epoch)
+        for key, values in history.items()
+        for epoch, value in enumerate(values, start=1)
+    ]
+    mlflow.tracking.MlflowClient().log_batch(run_id, metrics=metrics)
+
+
+def log_accuracy_table(table: pd.DataFrame, name: str = "knn_accuracy") -> None:
+    """Log the per-layer accuracy table as a CSV artifact and as an MLflow table."""
+    import mlflow
+
+    mlflow.log_table(data=table.reset_index(), artifact_file=f"{name}.json")
+    with tempfile.TemporaryDirectory(prefix="layer-maps-") as folder:
+        path = Path(folder) / f"{name}.csv"
+        table.to_csv(path, float_format="%.4f")
+        mlflow.log_artifact(str(path))

@@ -1,0 +1,75 @@
+"""Shared fixtures: the real Hydra config, shrunk, with every output under tmp_path."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from src.paths import PROJECT_ROOT
+
+MNIST_DIR = PROJECT_ROOT.parent / "shared" / "data" / "mnist"
+
+# Overrides that shrink a job to seconds: the 8x8 digits, a small network, one epoch.
+SMALL_JOB = [
+    "data=digits",
+    "model.hidden_units=[32,16]",
+    "train.epochs=1",
+    "embedder=pca",
+    "progress=false",
+]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def project_root_resolver():
+    OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT), replace=True)
+
+
+@pytest.fixture
+def compose_config():
+    """Return a function that composes conf/config.yaml with the given overrides."""
+
+    def _compose(overrides=()):
+        with initialize_config_dir(config_dir=str(PROJECT_ROOT / "conf"), version_base="1.3"):
+            return compose(config_name="config", overrides=list(overrides))
+
+    return _compose
+
+
+@pytest.fixture
+def mnist_dir() -> Path:
+    """The real MNIST test set in IDX files, beside the project; the test skips without it."""
+    if not (MNIST_DIR / "t10k-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"the MNIST test set is not at {MNIST_DIR}")
+    return MNIST_DIR
+
+
+@pytest.fixture
+def run_cli(tmp_path):
+    """Return a function that runs ``python -m src.main ARGS`` with MLflow and Hydra output in tmp_path."""
+
+    def _run(args, timeout: float = 900, extra_env=None) -> subprocess.CompletedProcess:
+        return _run_main(args, tmp_path, timeout, extra_env)
+
+    return _run
+
+
+def _run_main(args, tmp_path: Path, timeout: float, extra_env) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(extra_env or {})}
+    command = [
+        sys.executable,
+        "-m",
+        "src.main",
+        *args,
+        f"tracking.uri=sqlite:///{tmp_path}/mlruns/mlflow.db",
+        f"hydra.run.dir={tmp_path}/outputs",
+        f"hydra.sweep.dir={tmp_path}/multirun",
+    ]
+    return subprocess.run(
+        command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
