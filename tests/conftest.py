@@ -15,19 +15,17 @@ from src.paths import PROJECT_ROOT
 
 MNIST_DIR = PROJECT_ROOT.parent / "shared" / "data" / "mnist"
 
-# Overrides that shrink a job to seconds: the 8x8 digits, a small network, one epoch.
-SMALL_JOB = [
-    "data=digits",
-    "model.hidden_units=[32,16]",
-    "train.epochs=1",
-    "embedder=pca",
-    "progress=false",
-]
 
 
 @pytest.fixture(scope="session", autouse=True)
 def project_root_resolver():
     OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT), replace=True)
+
+
+@pytest.fixture
+def small_job() -> list[str]:
+    """Overrides that shrink a job to seconds: the 8x8 digits, a small network, one epoch."""
+    return ["data=digits", "model.hidden_units=[32,16]", "train.epochs=1", "embedder=pca", "progress=false"]
 
 
 @pytest.fixture

@@ -1,0 +1,132 @@
+"""The command line: config errors fail fast, and a sweep leaves one complete MLflow run per job."""
+
+from __future__ import annotations
+
+import gzip
+
+import mlflow
+import numpy as np
+import pytest
+
+HEAVY_MODULES = ("tensorflow", "keras", "mlflow", "umap", "numba", "openTSNE", "trimap")
+
+
+def _imported_modules(importtime_log: str) -> set[str]:
+    """Top-level package names from the output of ``python -X importtime``."""
+    names = set()
+    for line in importtime_log.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            names.add(line.rsplit("|", 1)[1].strip().split(".")[0])
+    return names
+
+
+def test_config_error_exits_before_heavy_imports(run_cli):
+    result = run_cli(["dropout=1.5"], extra_env={"PYTHONPROFILEIMPORTTIME": "1"})
+    assert result.returncode == 2
+    assert "dropout must be a number in [0, 1); got 1.5" in result.stdout + result.stderr
+    imported = _imported_modules(result.stderr)
+    assert "hydra" in imported
+    for module in HEAVY_MODULES:
+        assert module not in imported, module
+
+
+def test_unknown_embedder_lists_choices(run_cli):
+    result = run_cli(["embedder=isomap"])
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "isomap" in output
+    for choice in ("pca", "tsne", "umap", "trimap"):
+        assert choice in output
+
+
+def test_help_lists_config_groups(run_cli):
+    result = run_cli(["--help"])
+    assert result.returncode == 0
+    for group in ("data:", "embedder:", "model:", "knn:", "tracking:", "train:"):
+        assert group in result.stdout
+
+
+def _finished_runs(tmp_path):
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+    try:
+        return mlflow.search_runs(experiment_names=["layer-maps"], output_format="list")
+    finally:
+        mlflow.set_tracking_uri(None)
+
+
+def _check_run_complete(run, tmp_path, layers=("input", "hidden_1", "hidden_2"), ks=(3, 5, 10)):
+    assert run.info.status == "FINISHED"
+    metrics = run.data.metrics
+    for layer in layers:
+        for k in ks:
+            assert 0.0 <= metrics[f"knn_acc/{layer}/k{k}"] <= 1.0
+            assert 0.0 <= metrics[f"knn_acc_full/{layer}/k{k}"] <= 1.0
+    knn_metrics = [key for key in metrics if key.startswith("knn_acc")]
+    assert len(knn_metrics) == 2 * len(layers) * len(ks)
+    for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_accuracy", "test_loss"):
+        assert key in metrics, key
+
+    client = mlflow.tracking.MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+    top = {item.path for item in client.list_artifacts(run.info.run_id)}
+    assert {"config.yaml", "knn_accuracy.csv", "knn_accuracy.json", "training_curves.png", "main.log"} <= top
+    scatter = {item.path for item in client.list_artifacts(run.info.run_id, "scatter")}
+    assert scatter == {f"scatter/scatter_{layer}.png" for layer in layers}
+
+
+def test_sweep_logs_one_complete_run_per_job(run_cli, tmp_path, small_job):
+    overrides = [o for o in small_job if not o.startswith("embedder=")]
+    result = run_cli(["-m", "embedder=pca,tsne", *overrides, "train.epochs=2"])
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    runs = _finished_runs(tmp_path)
+    assert sorted(run.data.tags["embedder"] for run in runs) == ["pca", "tsne"]
+    for run in runs:
+        _check_run_complete(run, tmp_path)
+        assert run.data.params["model.hidden_units"] == "[32, 16]"
+        assert run.data.tags["dataset"] == "digits"
+        assert run.data.tags["protocol"] == "transductive"
+        history = mlflow.tracking.MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db").get_metric_history(
+            run.info.run_id, "val_loss"
+        )
+        assert [metric.step for metric in history] == [1, 2]
+
+
+def _write_idx(path, array):
+    """Write an uint8 array as an IDX file: magic 0x00 0x00 0x08 ndim, big-endian sizes, data."""
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+def test_mnist_from_local_npz(run_cli, tmp_path, mnist_dir, small_job):
+    with gzip.open(mnist_dir / "t10k-images-idx3-ubyte.gz") as file:
+        images = np.frombuffer(file.read(), dtype=np.uint8, offset=16).reshape(-1, 28, 28)
+    with gzip.open(mnist_dir / "t10k-labels-idx1-ubyte.gz") as file:
+        labels = np.frombuffer(file.read(), dtype=np.uint8, offset=8)
+    npz = tmp_path / "mnist.npz"
+    np.savez(npz, x_train=images[:8000], y_train=labels[:8000], x_test=images[8000:], y_test=labels[8000:])
+
+    overrides = [o for o in small_job if not o.startswith("data=")]
+    result = run_cli(["data=mnist", f"data.path={npz}", "data.n_train=1000", "data.n_test=300", *overrides])
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    (run,) = _finished_runs(tmp_path)
+    _check_run_complete(run, tmp_path)
+    assert run.data.params["data.n_train_used"] == "1000"
+    assert run.data.params["data.n_test_used"] == "300"
+    assert run.data.metrics["knn_acc_full/input/k5"] > 0.8
+
+
+@pytest.mark.slow
+def test_default_sweep_on_bundled_sample(tmp_path, run_cli):
+    """The README's main command on the bundled sample: four embedders, the hidden layers well separated."""
+    result = run_cli(["-m", "embedder=pca,tsne,umap,trimap"], timeout=3600)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    runs = {run.data.tags["embedder"]: run for run in _finished_runs(tmp_path)}
+    assert sorted(runs) == ["pca", "trimap", "tsne", "umap"]
+    for run in runs.values():
+        _check_run_complete(run, tmp_path)
+    for embedder in ("tsne", "umap"):
+        for layer in ("hidden_1", "hidden_2"):
+            accuracy = runs[embedder].data.metrics[f"knn_acc/{layer}/k5"]
+            assert accuracy >= 0.85, (embedder, layer, accuracy)
