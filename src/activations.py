@@ -13,43 +13,50 @@ log = logging.getLogger(__name__)
 
 def extract_activations(
     model,
-    X: np.ndarray,
     layer_names: Sequence[str],
+    *arrays: np.ndarray,
     batch_size: int = 1024,
-) -> dict[str, np.ndarray]:
-    """Return the input and the post-activation output of each named layer.
+) -> list[dict[str, np.ndarray]]:
+    """Return the input and the post-activation output of each named layer, per array.
 
     One Keras model maps the input to all requested layers at once, and it runs
     in inference mode, so dropout is off and repeated calls give the same values.
+    Passing the training and the test points in one call builds that model once.
 
     Parameters
     ----------
     model : keras.Model
         The trained network, with Dense layers named as in ``layer_names``.
-    X : ndarray of shape (n_samples, n_features)
-        Points to pass through the network.
     layer_names : sequence of str
         Layers to read, e.g. ``["hidden_1", "hidden_2"]``.
+    *arrays : ndarray of shape (n_samples, n_features)
+        Points to pass through the network, e.g. ``X_train, X_test``.
     batch_size : int, default=1024
         Points per forward pass; bounds the memory of the extraction.
 
     Returns
     -------
-    dict of str to ndarray of shape (n_samples, n_units)
-        ``"input"`` maps to ``X`` itself, then one float32 array per layer, in order.
+    list of dict of str to ndarray of shape (n_samples, n_units)
+        One dict per array: ``"input"`` maps to the array itself, then one float32
+        array per layer, in the order of ``layer_names``.
     """
     import keras
 
     start = time.perf_counter()
     outputs = [model.get_layer(name).output for name in layer_names]
     reader = keras.Model(model.inputs, outputs, name="activation_reader")
-    values = reader.predict(X, batch_size=batch_size, verbose=0)
-    if len(layer_names) == 1:
-        values = [values]
 
-    activations = {"input": np.asarray(X, dtype=np.float32)}
-    for name, value in zip(layer_names, values):
-        activations[name] = np.asarray(value, dtype=np.float32)
-    shapes = ", ".join(f"{name} {value.shape[1]}" for name, value in activations.items())
-    log.info("extracted activations of %d points (%s) in %.1f s", len(X), shapes, time.perf_counter() - start)
-    return activations
+    results = []
+    for X in arrays:
+        values = reader.predict(X, batch_size=batch_size, verbose=0)
+        if len(layer_names) == 1:
+            values = [values]
+        activations = {"input": np.asarray(X, dtype=np.float32)}
+        for name, value in zip(layer_names, values):
+            activations[name] = np.asarray(value, dtype=np.float32)
+        results.append(activations)
+
+    widths = ", ".join(f"{name} {value.shape[1]}" for name, value in results[0].items())
+    n_points = sum(len(X) for X in arrays)
+    log.info("extracted activations of %d points (%s) in %.1f s", n_points, widths, time.perf_counter() - start)
+    return results

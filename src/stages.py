@@ -129,8 +129,9 @@ def map_layers(cfg: DictConfig, dataset: Dataset, training, output_dir: Path, ti
     from src.activations import extract_activations
 
     with timer.stage("activations"):
-        train_activations = extract_activations(training.model, dataset.X_train, training.layer_names)
-        test_activations = extract_activations(training.model, dataset.X_test, training.layer_names)
+        train_activations, test_activations = extract_activations(
+            training.model, training.layer_names, dataset.X_train, dataset.X_test
+        )
 
     rows = {}
     for layer in train_activations:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numbers
 from collections.abc import Callable, Mapping
 
-from src.data import DATASETS, expected_sizes
+from src.data import expected_sizes
 from src.embedding import validate_embedder_config
 from src.errors import ConfigError
 from src.model import ACTIVATIONS, OPTIMIZERS
@@ -25,37 +25,29 @@ def _is_number(value) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def _check_data(data: Mapping, problems: list[str]) -> None:
-    name = data.get("name")
-    if name not in DATASETS:
-        problems.append(f"data.name must be one of {', '.join(DATASETS)}; got {name!r}. Choose one with data=<name>.")
-        return
-    test_size = data.get("test_size")
-    if name != "mnist" and not (_is_number(test_size) and 0 < test_size < 1):
-        problems.append(f"data.test_size must be a number in (0, 1); got {test_size!r}.")
+def _check_data(data: Mapping, problems: list[str]) -> int | None:
+    """Check the data group and return the number of training digits when it is known."""
     val_size = data.get("val_size")
     if val_size is not None and not (_is_number(val_size) and 0 <= val_size < 1):
         problems.append(f"data.val_size must be a number in [0, 1) or null; got {val_size!r}.")
-    for key in ("n_train", "n_test"):
-        value = data.get(key)
-        if value is not None and not (_is_int(value) and value >= 10):
-            problems.append(
-                f"data.{key} must be null (all points) or a whole number >= 10, so every digit can appear; got {value!r}."
-            )
     path = data.get("path")
-    if path is None:
-        return
-    if name != "mnist":
+    if path is not None and data.get("name") != "mnist":
         problems.append(
-            f"data.path is read only by data=mnist; got data.path={path!r} with data={name}. "
+            f"data.path is read only by data=mnist; got data.path={path!r} with data={data.get('name')}. "
             "Add data=mnist, or remove data.path."
         )
-    elif not resolve_path(str(path)).exists():
+    elif path is not None and not resolve_path(str(path)).exists():
         problems.append(
             f"data.path must be an existing mnist.npz file or a folder with the four MNIST IDX files; "
             f"got {path!r}, which resolves to {resolve_path(str(path))} and does not exist. "
             "Relative paths are read from the project root."
         )
+    try:
+        sizes = expected_sizes(data)
+    except ConfigError as error:
+        problems.append(str(error))
+        return None
+    return sizes[0] if sizes else None
 
 
 def _check_model(cfg: Mapping, problems: list[str]) -> None:
@@ -125,20 +117,11 @@ def validate_config(cfg: Mapping) -> None:
         One line per broken rule.
     """
     problems: list[str] = []
-    _check_data(cfg["data"], problems)
+    n_train = _check_data(cfg["data"], problems)
     _check_model(cfg, problems)
     _check_train(cfg["train"], problems)
     _check_run(cfg, problems)
     _collect(lambda: validate_embedder_config(cfg["embedder"]), problems)
-
-    n_train = None
-    if not any(problem.startswith("data.") for problem in problems):
-        try:
-            sizes = expected_sizes(cfg["data"])
-        except ConfigError as error:
-            problems.append(str(error))
-        else:
-            n_train = sizes[0] if sizes else None
     _collect(lambda: validate_k(cfg["knn"].get("k"), n_train), problems)
 
     if problems:

@@ -65,7 +65,7 @@ def test_train_mlp_same_seed_same_weights(digits, trained):
 
 def test_extract_activations_shapes(digits, trained):
     X_test = digits[2]
-    activations = extract_activations(trained.model, X_test, trained.layer_names, batch_size=64)
+    (activations,) = extract_activations(trained.model, trained.layer_names, X_test, batch_size=64)
     assert list(activations) == ["input", "hidden_1", "hidden_2"]
     assert activations["input"].shape == (200, 64)
     assert activations["hidden_1"].shape == (200, 32)
@@ -75,7 +75,7 @@ def test_extract_activations_shapes(digits, trained):
 
 def test_extract_activations_match_forward_pass_without_dropout(digits, trained):
     X_test = digits[2]
-    activations = extract_activations(trained.model, X_test, trained.layer_names, batch_size=64)
+    (activations,) = extract_activations(trained.model, trained.layer_names, X_test, batch_size=64)
     kernel_1, bias_1 = trained.model.get_layer("hidden_1").get_weights()
     kernel_2, bias_2 = trained.model.get_layer("hidden_2").get_weights()
     hidden_1 = np.maximum(X_test @ kernel_1 + bias_1, 0)
@@ -84,9 +84,17 @@ def test_extract_activations_match_forward_pass_without_dropout(digits, trained)
     np.testing.assert_allclose(activations["hidden_2"], hidden_2, rtol=1e-4, atol=1e-5)
 
 
+def test_extract_activations_of_several_arrays(digits, trained):
+    X, _, X_test, _ = digits
+    train, test = extract_activations(trained.model, trained.layer_names, X[:100], X_test)
+    assert train["hidden_2"].shape == (100, 16)
+    assert test["hidden_2"].shape == (200, 16)
+    np.testing.assert_array_equal(train["input"], X[:100])
+
+
 def test_extract_activations_repeatable(digits, trained):
     X_test = digits[2]
-    first = extract_activations(trained.model, X_test, trained.layer_names, batch_size=64)
-    second = extract_activations(trained.model, X_test, trained.layer_names, batch_size=7)
+    (first,) = extract_activations(trained.model, trained.layer_names, X_test, batch_size=64)
+    (second,) = extract_activations(trained.model, trained.layer_names, X_test, batch_size=7)
     for layer in first:
         np.testing.assert_allclose(first[layer], second[layer], rtol=1e-5, atol=1e-6)

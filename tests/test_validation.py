@@ -45,8 +45,10 @@ BAD_CONFIGS = [
     (["embedder.protocol=online"], r"embedder.protocol.*transductive.*inductive.*online"),
     (["data=mnist", "data.path=no/such/mnist.npz"], r"data.path .*'no/such/mnist.npz'.*does not exist"),
     (["data=digits", "data.path=x.npz"], r"data.path is read only by data=mnist"),
-    (["data.n_train=5"], r"data.n_train must be null .* >= 10.*got 5"),
-    (["data.test_size=1.5"], r"data.test_size must be a number in \(0, 1\); got 1.5"),
+    (["data.n_train=5"], r"data.n_train must be at least 10 .*got 5"),
+    (["data.n_train=4001"], r"data.n_train must be at most 4000 for data=mnist_sample; got 4001"),
+    (["data.test_size=1.5"], r"data.test_size must be a share in \(0, 1\) .*got 1.5"),
+    (["data.val_size=1"], r"data.val_size must be a number in \[0, 1\) or null; got 1"),
     (["seed=-1"], r"seed must be a whole number .*got -1"),
 ]
 
