@@ -44,19 +44,31 @@ def extract_activations(
 
     start = time.perf_counter()
     outputs = [model.get_layer(name).output for name in layer_names]
-    reader = keras.Model(model.inputs, outputs, name="activation_reader")
+    reader = keras.Model(model.input, outputs, name="activation_reader")
 
     results = []
     for X in arrays:
-        values = reader.predict(X, batch_size=batch_size, verbose=0)
-        if len(layer_names) == 1:
-            values = [values]
         activations = {"input": np.asarray(X, dtype=np.float32)}
-        for name, value in zip(layer_names, values):
-            activations[name] = np.asarray(value, dtype=np.float32)
+        batches = [_read_batch(reader, X[start : start + batch_size]) for start in range(0, len(X), batch_size)]
+        for index, name in enumerate(layer_names):
+            activations[name] = np.concatenate([batch[index] for batch in batches]).astype(np.float32)
         results.append(activations)
 
     widths = ", ".join(f"{name} {value.shape[1]}" for name, value in results[0].items())
     n_points = sum(len(X) for X in arrays)
     log.info("extracted activations of %d points (%s) in %.1f s", n_points, widths, time.perf_counter() - start)
     return results
+
+
+def _read_batch(reader, X_batch: np.ndarray) -> list[np.ndarray]:
+    """Run one batch eagerly in inference mode.
+
+    An eager call, unlike ``Model.predict``, compiles no graph, so batches of a new
+    size (the last one of each array) trigger no TensorFlow retracing warnings.
+    """
+    import keras
+
+    outputs = reader(X_batch, training=False)
+    if not isinstance(outputs, (list, tuple)):
+        outputs = [outputs]
+    return [keras.ops.convert_to_numpy(output) for output in outputs]
