@@ -38,6 +38,15 @@ INDUCTIVE_EMBEDDERS: tuple[str, ...] = ("pca", "tsne", "umap")
 
 N_COMPONENTS = 2
 
+# Distributions whose versions decide each embedder's result; a cached map made with other
+# versions is recomputed.
+LIBRARIES: dict[str, tuple[str, ...]] = {
+    "pca": ("scikit-learn",),
+    "tsne": ("openTSNE",),
+    "umap": ("umap-learn", "pynndescent", "numba"),
+    "trimap": ("trimap", "annoy", "numba"),
+}
+
 # Minimum number of points one map is fitted on. At 10 points t-SNE's perplexity is lowered to
 # 2, and TriMAP sets each point's distance scale from its 4th to 6th nearest neighbours.
 MIN_POINTS = 10

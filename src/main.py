@@ -10,14 +10,16 @@ them, so ``--help`` and config errors return in seconds.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from src.cache import StageCache
 from src.errors import ConfigError, DataError
-from src.paths import PROJECT_ROOT
+from src.paths import PROJECT_ROOT, resolve_path
 from src.stages import (
     StageTimer,
     log_run_inputs,
@@ -26,7 +28,7 @@ from src.stages import (
     prepare_dataset,
     run_name,
     run_tags,
-    train_network,
+    train_and_extract,
 )
 from src.validation import validate_config
 
@@ -44,6 +46,7 @@ def run_job(cfg: DictConfig, output_dir: Path, job_log: Path | None) -> float:
     from src import tracking
 
     timer = StageTimer()
+    cache = StageCache(resolve_path(cfg.cache.dir), enabled=cfg.cache.enabled)
 
     with timer.stage("data"):
         dataset = prepare_dataset(cfg)
@@ -55,15 +58,14 @@ def run_job(cfg: DictConfig, output_dir: Path, job_log: Path | None) -> float:
     with tracking.tracked_run(run_name(cfg), run_tags(cfg), job_log):
         log_run_inputs(cfg, dataset)
 
-        with timer.stage("train"):
-            training = train_network(cfg, dataset)
-        log_training(training, output_dir)
+        layers = train_and_extract(cfg, dataset, cache, timer)
+        log_training(layers, output_dir)
 
-        with timer.stage("map_layers"):
-            table = map_layers(cfg, dataset, training, output_dir, timer)
+        table = map_layers(cfg, dataset, layers, cache, output_dir, timer)
         tracking.log_accuracy_table(table)
 
         timer.log_to_mlflow()
+        tracking.log_cache_outcomes(cache.outcomes)
 
     last_layer = table.index[-1]
     return float(table.loc[last_layer, [f"2d_k{k}" for k in cfg.knn.k]].mean())
@@ -77,6 +79,11 @@ def main(cfg: DictConfig) -> float:
     except (ConfigError, DataError) as error:
         log.error("%s", error)
         raise SystemExit(2) from None
+
+    if cfg.cache.enabled:
+        # numba reads this when it is first imported, by UMAP or TriMAP: compiled code is then
+        # stored there and reused by the next process instead of compiled again.
+        os.environ.setdefault("NUMBA_CACHE_DIR", str(resolve_path(cfg.cache.dir) / "numba"))
 
     runtime = HydraConfig.get()
     output_dir = Path(runtime.runtime.output_dir)

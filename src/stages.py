@@ -10,12 +10,16 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
+from src.cache import StageCache, config_key, library_versions
 from src.data import Dataset, load_dataset, split_validation
+from src.paths import resolve_path
 from src.scoring import validate_k
 
 log = logging.getLogger(__name__)
@@ -86,6 +90,74 @@ def log_run_inputs(cfg: DictConfig, dataset: Dataset) -> None:
     mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
 
 
+@dataclass
+class TrainedLayers:
+    """The trained network's curves, test scores and hidden-layer activations, as the later stages use them."""
+
+    history: dict[str, list[float]]
+    test_loss: float
+    test_accuracy: float
+    layer_names: list[str]
+    train: dict[str, np.ndarray]
+    test: dict[str, np.ndarray]
+    key: str
+
+
+def training_key_config(cfg: DictConfig) -> dict:
+    """Return everything the trained network depends on: data, model, dropout, train and seed."""
+    data = OmegaConf.to_container(cfg.data, resolve=True)
+    if data.get("path") is not None:
+        data["path_fingerprint"] = path_fingerprint(resolve_path(str(data["path"])))
+    return {
+        "data": data,
+        "model": OmegaConf.to_container(cfg.model, resolve=True),
+        "dropout": cfg.dropout,
+        "train": OmegaConf.to_container(cfg.train, resolve=True),
+        "seed": cfg.seed,
+    }
+
+
+def path_fingerprint(path: Path) -> list:
+    """Return name, size and modification time of a file, or of every file in a folder."""
+    files = sorted(path.iterdir()) if path.is_dir() else [path]
+    return [[file.name, file.stat().st_size, file.stat().st_mtime_ns] for file in files if file.is_file()]
+
+
+def train_and_extract(cfg: DictConfig, dataset: Dataset, cache: StageCache, timer: StageTimer) -> TrainedLayers:
+    """Train the MLP and read its activations, or load both from the cache."""
+    key_config = training_key_config(cfg)
+    versions = library_versions("tensorflow", "tensorflow-cpu", "keras", "numpy", "scikit-learn")
+
+    def compute(folder: Path):
+        with timer.stage("train"):
+            training = train_network(cfg, dataset)
+        with timer.stage("activations"):
+            train, test = extract_layers(training, dataset)
+        training.model.save(folder / "model.keras")
+        arrays = {f"train.{layer}": train[layer] for layer in training.layer_names}
+        arrays.update({f"test.{layer}": test[layer] for layer in training.layer_names})
+        meta = {
+            "history": training.history,
+            "test_loss": training.test_loss,
+            "test_accuracy": training.test_accuracy,
+            "layer_names": training.layer_names,
+        }
+        return arrays, meta
+
+    entry = cache.get_or_compute("train", key_config, versions, compute)
+    meta = entry.meta
+    layer_names = list(meta["layer_names"])
+    return TrainedLayers(
+        history=meta["history"],
+        test_loss=meta["test_loss"],
+        test_accuracy=meta["test_accuracy"],
+        layer_names=layer_names,
+        train={"input": dataset.X_train, **{layer: entry.arrays[f"train.{layer}"] for layer in layer_names}},
+        test={"input": dataset.X_test, **{layer: entry.arrays[f"test.{layer}"] for layer in layer_names}},
+        key=config_key(key_config),
+    )
+
+
 def train_network(cfg: DictConfig, dataset: Dataset):
     """Hold out the validation part of the training digits and train the MLP on the rest."""
     from src.model import train_mlp
@@ -100,24 +172,33 @@ def train_network(cfg: DictConfig, dataset: Dataset):
     )
 
 
-def log_training(training, output_dir: Path) -> None:
+def extract_layers(training, dataset: Dataset) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Return the hidden-layer activations of the training and the test digits."""
+    from src.activations import extract_activations
+
+    return extract_activations(training.model, training.layer_names, dataset.X_train, dataset.X_test)
+
+
+def log_training(layers: TrainedLayers, output_dir: Path) -> None:
     """Log the per-epoch curves, the test scores and the training-curves figure."""
     import mlflow
 
     from src.plotting import plot_training_curves
     from src.tracking import log_history
 
-    log_history(training.history)
-    mlflow.log_metrics({"test_loss": training.test_loss, "test_accuracy": training.test_accuracy})
+    log_history(layers.history)
+    mlflow.log_metrics({"test_loss": layers.test_loss, "test_accuracy": layers.test_accuracy})
     path = plot_training_curves(
-        training.history,
-        title=f"training curves (test accuracy {training.test_accuracy:.3f})",
+        layers.history,
+        title=f"training curves (test accuracy {layers.test_accuracy:.3f})",
         path=output_dir / "training_curves.png",
     )
     mlflow.log_artifact(str(path))
 
 
-def map_layers(cfg: DictConfig, dataset: Dataset, training, output_dir: Path, timer: StageTimer) -> pd.DataFrame:
+def map_layers(
+    cfg: DictConfig, dataset: Dataset, layers: TrainedLayers, cache: StageCache, output_dir: Path, timer: StageTimer
+) -> pd.DataFrame:
     """Embed, score and plot the input and every hidden layer.
 
     Returns
@@ -126,40 +207,53 @@ def map_layers(cfg: DictConfig, dataset: Dataset, training, output_dir: Path, ti
         One row per layer (``input``, ``hidden_1``, ...), columns ``2d_k<k>`` for the
         map and ``full_k<k>`` for the layer's full space.
     """
-    from src.activations import extract_activations
-
-    with timer.stage("activations"):
-        train_activations, test_activations = extract_activations(
-            training.model, training.layer_names, dataset.X_train, dataset.X_test
-        )
-
     rows = {}
-    for layer in train_activations:
-        rows[layer] = map_layer(
-            cfg, layer, train_activations[layer], test_activations[layer], dataset, output_dir, timer
-        )
+    for layer in layers.train:
+        with timer.stage(f"embed/{layer}"):
+            embedding = embed_layer(cfg, layer, layers, cache)
+        rows[layer] = score_and_plot(cfg, layer, layers, embedding, dataset, output_dir, timer)
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "layer"
     return table
 
 
-def map_layer(cfg, layer, train_activations, test_activations, dataset, output_dir, timer) -> dict[str, float]:
-    """Embed one layer, score the map and the full space, log the metrics and the scatter PNG."""
+def embed_layer(cfg: DictConfig, layer: str, layers: TrainedLayers, cache: StageCache):
+    """Embed one layer in 2-D, or load the map from the cache, and record adjusted parameters."""
     import mlflow
 
-    from src.embedding import embed
+    from src.embedding import LIBRARIES, Embedding, embed
+
+    key_config = {
+        "training": layers.key,
+        "layer": layer,
+        "embedder": OmegaConf.to_container(cfg.embedder, resolve=True),
+        "seed": cfg.seed,
+    }
+    versions = library_versions("numpy", *LIBRARIES[cfg.embedder.name])
+
+    def compute(folder: Path):
+        result = embed(layers.train[layer], layers.test[layer], cfg.embedder, cfg.seed, cfg.progress)
+        adjusted = {param: list(values) for param, values in result.adjusted.items()}
+        return {"train": result.train, "test": result.test}, {"adjusted": adjusted}
+
+    entry = cache.get_or_compute("embed", key_config, versions, compute, label=f"embed/{layer}")
+    adjusted = {param: tuple(values) for param, values in entry.meta["adjusted"].items()}
+    for param, (_requested, used) in adjusted.items():
+        mlflow.log_param(f"embedder.{param}.used", used)
+    return Embedding(train=entry.arrays["train"], test=entry.arrays["test"], adjusted=adjusted)
+
+
+def score_and_plot(cfg, layer, layers, embedding, dataset, output_dir, timer) -> dict[str, float]:
+    """Score one layer's map and full space by kNN accuracy, log the metrics and the scatter PNG."""
+    import mlflow
+
     from src.plotting import plot_layer_embedding
     from src.scoring import knn_accuracy
 
     ks = list(cfg.knn.k)
-    with timer.stage(f"embed/{layer}"):
-        embedding = embed(train_activations, test_activations, cfg.embedder, cfg.seed, cfg.progress)
-    for param, (_requested, used) in embedding.adjusted.items():
-        mlflow.log_param(f"embedder.{param}.used", used)
-
     with timer.stage(f"score/{layer}"):
         accuracy_2d = knn_accuracy(embedding.train, dataset.y_train, embedding.test, dataset.y_test, ks)
-        accuracy_full = knn_accuracy(train_activations, dataset.y_train, test_activations, dataset.y_test, ks)
+        accuracy_full = knn_accuracy(layers.train[layer], dataset.y_train, layers.test[layer], dataset.y_test, ks)
     mlflow.log_metrics({f"knn_acc/{layer}/k{k}": accuracy_2d[k] for k in ks})
     mlflow.log_metrics({f"knn_acc_full/{layer}/k{k}": accuracy_full[k] for k in ks})
     summary = ", ".join(f"k={k}: {accuracy_2d[k]:.3f} (full space {accuracy_full[k]:.3f})" for k in ks)

@@ -144,3 +144,12 @@ def log_accuracy_table(table: pd.DataFrame, name: str = "knn_accuracy") -> None:
         path = Path(folder) / f"{name}.csv"
         table.to_csv(path, float_format="%.4f")
         mlflow.log_artifact(str(path))
+
+
+def log_cache_outcomes(outcomes: Mapping[str, str]) -> None:
+    """Tag the run with where each cached stage came from (``cache.train = hit``) and log a summary."""
+    import mlflow
+
+    mlflow.set_tags({f"cache.{label}": outcome for label, outcome in outcomes.items()})
+    hits = [label for label, outcome in outcomes.items() if outcome == "hit"]
+    log.info("cache: %d of %d stages loaded from the cache (%s)", len(hits), len(outcomes), ", ".join(hits) or "none")

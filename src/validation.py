@@ -87,6 +87,11 @@ def _check_run(cfg: Mapping, problems: list[str]) -> None:
         problems.append(f"seed must be a whole number in [0, 2**32); got {seed!r}.")
     if not isinstance(cfg.get("progress"), bool):
         problems.append(f"progress must be true or false; got {cfg.get('progress')!r}.")
+    cache = cfg["cache"]
+    if not isinstance(cache.get("enabled"), bool):
+        problems.append(f"cache.enabled must be true or false; got {cache.get('enabled')!r}.")
+    if not (isinstance(cache.get("dir"), str) and cache.get("dir").strip()):
+        problems.append(f"cache.dir must be a folder path; got {cache.get('dir')!r}.")
     tracking = cfg["tracking"]
     if tracking.get("uri") is not None and not isinstance(tracking.get("uri"), str):
         problems.append(f"tracking.uri must be null or an MLflow tracking URI string; got {tracking.get('uri')!r}.")

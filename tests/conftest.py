@@ -67,6 +67,7 @@ def _run_main(args, tmp_path: Path, timeout: float, extra_env) -> subprocess.Com
         f"tracking.uri=sqlite:///{tmp_path}/mlruns/mlflow.db",
         f"hydra.run.dir={tmp_path}/outputs",
         f"hydra.sweep.dir={tmp_path}/multirun",
+        f"cache.dir={tmp_path}/cache",
     ]
     return subprocess.run(
         command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False

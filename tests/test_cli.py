@@ -91,6 +91,32 @@ def test_sweep_logs_one_complete_run_per_job(run_cli, tmp_path, small_job):
         assert [metric.step for metric in history] == [1, 2]
 
 
+def test_sweep_trains_once_and_reruns_from_cache(run_cli, tmp_path, small_job):
+    overrides = [o for o in small_job if not o.startswith("embedder=")]
+    first = run_cli(["-m", "embedder=pca,tsne", *overrides])
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert (first.stdout + first.stderr).count("stage train: started") == 1
+    tags = {run.data.tags["embedder"]: run.data.tags for run in _finished_runs(tmp_path)}
+    assert tags["pca"]["cache.train"] == "miss"
+    assert tags["tsne"]["cache.train"] == "hit"
+    assert tags["tsne"]["cache.embed/hidden_2"] == "miss"
+
+    second = run_cli(["-m", "embedder=pca,tsne", *overrides])
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "stage train: started" not in second.stdout + second.stderr
+    reruns = sorted(_finished_runs(tmp_path), key=lambda run: run.info.start_time)[2:]
+    assert len(reruns) == 2
+    for run in reruns:
+        outcomes = {key: value for key, value in run.data.tags.items() if key.startswith("cache.")}
+        assert len(outcomes) == 4
+        assert set(outcomes.values()) == {"hit"}, outcomes
+
+    metrics = {}
+    for run in _finished_runs(tmp_path):
+        metrics.setdefault(run.data.tags["embedder"], []).append(run.data.metrics["knn_acc/hidden_2/k5"])
+    assert metrics["tsne"][0] == metrics["tsne"][1]
+
+
 def _write_idx(path, array):
     """Write an uint8 array as an IDX file: magic 0x00 0x00 0x08 ndim, big-endian sizes, data."""
     header = bytes([0, 0, 8, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
