@@ -264,4 +264,9 @@ def score_and_plot(cfg, layer, layers, embedding, dataset, output_dir, timer) ->
         embedding.train, dataset.y_train, embedding.test, dataset.y_test, title, output_dir / f"scatter_{layer}.png"
     )
     mlflow.log_artifact(str(path), artifact_path="scatter")
+    coordinates = output_dir / f"embedding_{layer}.npz"
+    np.savez(
+        coordinates, train=embedding.train, test=embedding.test, y_train=dataset.y_train, y_test=dataset.y_test
+    )
+    mlflow.log_artifact(str(coordinates), artifact_path="embeddings")
     return {**{f"2d_k{k}": accuracy_2d[k] for k in ks}, **{f"full_k{k}": accuracy_full[k] for k in ks}}

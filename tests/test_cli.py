@@ -71,6 +71,8 @@ def _check_run_complete(run, tmp_path, layers=("input", "hidden_1", "hidden_2"),
     assert {"config.yaml", "knn_accuracy.csv", "knn_accuracy.json", "training_curves.png", "main.log"} <= top
     scatter = {item.path for item in client.list_artifacts(run.info.run_id, "scatter")}
     assert scatter == {f"scatter/scatter_{layer}.png" for layer in layers}
+    embeddings = {item.path for item in client.list_artifacts(run.info.run_id, "embeddings")}
+    assert embeddings == {f"embeddings/embedding_{layer}.npz" for layer in layers}
 
 
 def test_sweep_logs_one_complete_run_per_job(run_cli, tmp_path, small_job):
