@@ -129,7 +129,7 @@ class StageCache:
         folder.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(folder) + ".lock"):
             # Another job may have written the entry while this one waited for the lock.
-            entry = self._load(folder, versions)
+            entry = self._load(folder, versions, warn=False)
             if entry is not None:
                 return entry
             # Scratch folders of this key can only be left by a writer that died, since
@@ -145,6 +145,8 @@ class StageCache:
             np.savez(scratch / ARRAYS_FILE, **arrays)
             record = {"versions": dict(versions), "config": key_config, "created": time.time(), "meta": meta}
             (scratch / META_FILE).write_text(json.dumps(record, indent=2, default=str))
+            # mkdtemp makes the folder private; a cache may be shared by a group.
+            scratch.chmod(0o755)
             if folder.exists():
                 shutil.rmtree(folder)
             os.rename(scratch, folder)
@@ -154,7 +156,7 @@ class StageCache:
         log.info("cache: stored %s", folder)
         return CacheEntry(arrays=arrays, meta=meta, hit=False, path=folder)
 
-    def _load(self, folder: Path, versions: Mapping[str, str]) -> CacheEntry | None:
+    def _load(self, folder: Path, versions: Mapping[str, str], warn: bool = True) -> CacheEntry | None:
         if not folder.is_dir():
             return None
         try:
@@ -162,7 +164,8 @@ class StageCache:
             with np.load(folder / ARRAYS_FILE, allow_pickle=False) as stored:
                 arrays = {name: stored[name] for name in stored.files}
         except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as error:
-            log.warning("cache: entry %s is unreadable (%s: %s); recomputing it", folder, type(error).__name__, error)
+            if warn:
+                log.warning("cache: entry %s is unreadable (%s: %s); recomputing it", folder, type(error).__name__, error)
             return None
 
         if record.get("versions") != dict(versions):
@@ -171,7 +174,8 @@ class StageCache:
                 for name, version in versions.items()
                 if record.get("versions", {}).get(name) != version
             )
-            log.warning("cache: entry %s was written with other library versions (%s); recomputing it", folder, changed)
+            if warn:
+                log.warning("cache: entry %s was written with other library versions (%s); recomputing it", folder, changed)
             return None
         log.info("cache: loaded %s", folder)
         return CacheEntry(arrays=arrays, meta=record["meta"], hit=True, path=folder)

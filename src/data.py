@@ -528,6 +528,11 @@ def _load_mnist_from_keras() -> _MnistArrays:
 
 def _load_mnist_npz(path: Path) -> _MnistArrays:
     """Read and check a Keras-format MNIST archive with the arrays ``_NPZ_KEYS``."""
+    if path.is_file() and not zipfile.is_zipfile(path):
+        raise DataError(
+            f"{path} is not an .npz (zip) archive. Set data.path to a Keras-format mnist.npz "
+            "(keys x_train, y_train, x_test, y_test) or to a folder with the four MNIST IDX files."
+        )
     try:
         archive = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:

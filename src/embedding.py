@@ -63,6 +63,42 @@ _RESERVED_PARAMS = {
     "verbose": "comes from the top-level `progress`",
 }
 
+# Constructor parameters of each library at the versions in pyproject.toml (scikit-learn 1.9,
+# openTSNE 1.0, umap-learn 0.5, trimap 1.1.5), less those embed() sets itself. Config
+# validation checks keys against these without importing the libraries, and embed() checks
+# again against the installed signature.
+KNOWN_PARAMS: dict[str, frozenset[str]] = {
+    "pca": frozenset(
+        ["copy", "whiten", "svd_solver", "tol", "iterated_power", "n_oversamples", "power_iteration_normalizer"]
+    ),
+    "tsne": frozenset(
+        [
+            "perplexity", "learning_rate", "early_exaggeration_iter", "early_exaggeration", "n_iter",
+            "exaggeration", "dof", "theta", "n_interpolation_points", "min_num_intervals", "ints_in_interval",
+            "initialization", "metric", "metric_params", "initial_momentum", "final_momentum", "max_grad_norm",
+            "max_step_norm", "n_jobs", "neighbors", "knn_kwargs", "negative_gradient_method", "callbacks",
+            "callbacks_every_iters",
+        ]
+    ),
+    "umap": frozenset(
+        [
+            "n_neighbors", "metric", "metric_kwds", "output_metric", "output_metric_kwds", "n_epochs",
+            "learning_rate", "init", "min_dist", "spread", "low_memory", "n_jobs", "set_op_mix_ratio",
+            "local_connectivity", "repulsion_strength", "negative_sample_rate", "transform_queue_size", "a", "b",
+            "angular_rp_forest", "target_n_neighbors", "target_metric", "target_metric_kwds", "target_weight",
+            "transform_seed", "transform_mode", "force_approximation_algorithm", "tqdm_kwds", "unique",
+            "densmap", "dens_lambda", "dens_frac", "dens_var_shift", "output_dens", "disconnection_distance",
+            "precomputed_knn",
+        ]
+    ),
+    "trimap": frozenset(
+        [
+            "n_inliers", "n_outliers", "n_random", "distance", "lr", "n_iters", "triplets", "weights",
+            "use_dist_matrix", "knn_tuple", "weight_adj", "weight_temp", "apply_pca", "opt_method", "return_seq",
+        ]
+    ),
+}
+
 _TRIMAP_DISTANCES = ("euclidean", "manhattan", "angular", "cosine", "hamming")
 
 
@@ -205,6 +241,12 @@ def validate_embedder_config(embedder_cfg: Mapping) -> None:
                 f"embedder.{key} cannot be set because it {reason}; got {params[key]!r}. "
                 f"Remove embedder.{key} from the config."
             )
+    unknown = sorted(set(params) - KNOWN_PARAMS[name] - set(_RESERVED_PARAMS))
+    if unknown:
+        raise ConfigError(
+            f"embedder.{unknown[0]} is not a parameter of embedder={name}; got {params[unknown[0]]!r}. "
+            f"Remove it, or use one of: {', '.join(sorted(KNOWN_PARAMS[name]))}."
+        )
     for key, (rule, is_valid) in _PARAM_RULES[name].items():
         if key in params and not is_valid(params[key]):
             raise ConfigError(f"embedder.{key} {rule}; got {params[key]!r}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 from pathlib import Path
 
 import hydra
@@ -77,8 +78,7 @@ def main(cfg: DictConfig) -> float:
     try:
         validate_config(OmegaConf.to_container(cfg, resolve=True))
     except (ConfigError, DataError) as error:
-        log.error("%s", error)
-        raise SystemExit(2) from None
+        _reject(error)
 
     if cfg.cache.enabled:
         # numba reads this when it is first imported, by UMAP or TriMAP: compiled code is then
@@ -88,11 +88,45 @@ def main(cfg: DictConfig) -> float:
     runtime = HydraConfig.get()
     output_dir = Path(runtime.runtime.output_dir)
     job_log = output_dir / f"{runtime.job.name}.log"
+    previous_handlers = _interrupt_on_termination()
     try:
         return run_job(cfg, output_dir, job_log)
     except (ConfigError, DataError) as error:
-        log.error("%s", error)
-        raise SystemExit(2) from None
+        _reject(error)
+    except KeyboardInterrupt:
+        log.error("interrupted: the MLflow run was ended KILLED; completed stages stay in the cache")
+        raise SystemExit(130) from None
+    finally:
+        for signum, handler in previous_handlers.items():
+            signal.signal(signum, handler)
+
+
+def _reject(error: Exception) -> None:
+    """Log a config or data error without a traceback and stop the job.
+
+    In a sweep the error is raised again, so Hydra still runs the remaining jobs and
+    reports the failure at the end. A single run exits with status 2.
+    """
+    log.error("%s", error)
+    if HydraConfig.get().mode.name == "MULTIRUN":
+        raise error
+    raise SystemExit(2) from None
+
+
+def _interrupt_on_termination() -> dict:
+    """Turn SIGTERM and SIGHUP into KeyboardInterrupt, so the run ends KILLED as on Ctrl-C.
+
+    Schedulers (Slurm, ``timeout``, ``docker stop``) stop jobs with SIGTERM, whose default
+    action would end the process with its MLflow run still RUNNING.
+    """
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"received {signal.Signals(signum).name}")
+
+    previous = {}
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        previous[signum] = signal.signal(signum, interrupt)
+    return previous
 
 
 if __name__ == "__main__":

@@ -82,12 +82,16 @@ def log_run_inputs(cfg: DictConfig, dataset: Dataset) -> None:
     """Log the flattened, resolved config as parameters, the config file and the data sizes."""
     import mlflow
 
-    from src.tracking import flatten_params
+    from src.tracking import flatten_params, redact_credentials
 
     config = OmegaConf.to_container(cfg, resolve=True)
+    if config["tracking"]["uri"] is not None:
+        config["tracking"]["uri"] = redact_credentials(config["tracking"]["uri"])
     mlflow.log_params(flatten_params(config))
     mlflow.log_params({"data.n_train_used": len(dataset.y_train), "data.n_test_used": len(dataset.y_test)})
-    mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+    if cfg.tracking.uri is None or str(cfg.tracking.uri).startswith("sqlite"):
+        mlflow.log_param("tracking.uri_used", mlflow.get_tracking_uri())
+    mlflow.log_text(OmegaConf.to_yaml(OmegaConf.create(config)), "config.yaml")
 
 
 @dataclass

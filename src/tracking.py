@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import socket
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -14,6 +16,7 @@ from urllib.parse import urlparse
 
 import pandas as pd
 
+from src.errors import ConfigError
 from src.paths import PROJECT_ROOT
 
 log = logging.getLogger(__name__)
@@ -60,6 +63,11 @@ def set_up_experiment(tracking_uri: str, experiment: str) -> str:
     str
         The experiment id.
     """
+    if tracking_uri.startswith(("http://", "https://")):
+        check_server_answers(tracking_uri)
+        # MLflow's defaults retry a failed request for minutes; a sweep would pay that per job.
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
     import mlflow
 
     if tracking_uri.startswith("sqlite:///"):
@@ -72,6 +80,29 @@ def set_up_experiment(tracking_uri: str, experiment: str) -> str:
         experiment_id = mlflow.create_experiment(experiment, artifact_location=artifact_location(tracking_uri))
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
+
+
+def check_server_answers(tracking_uri: str, timeout: float = 5.0) -> None:
+    """Raise ConfigError unless a TCP connection to the tracking server opens within ``timeout`` seconds."""
+    parsed = urlparse(tracking_uri)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parsed.hostname, port), timeout=timeout):
+            pass
+    except OSError as error:
+        raise ConfigError(
+            f"tracking.uri={redact_credentials(tracking_uri)}: no server responds at {parsed.hostname}:{port} "
+            f"({error}). Start one with `mlflow server --host 127.0.0.1 --port {port}`, or drop tracking.uri "
+            "to log to the local SQLite store."
+        ) from None
+
+
+def redact_credentials(uri: str) -> str:
+    """Return the URI without a user name or password, for logs and MLflow parameters."""
+    parsed = urlparse(uri)
+    if parsed.username or parsed.password:
+        return parsed._replace(netloc=parsed.hostname + (f":{parsed.port}" if parsed.port else "")).geturl()
+    return uri
 
 
 def flatten_params(config: Mapping, prefix: str = "") -> dict[str, str]:

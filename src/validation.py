@@ -6,15 +6,89 @@ one, the fix. All broken rules are reported together, so one run shows every mis
 
 from __future__ import annotations
 
+import math
 import numbers
+import tempfile
 from collections.abc import Callable, Mapping
+from pathlib import Path
+from urllib.parse import urlparse
 
 from src.data import expected_sizes
 from src.embedding import validate_embedder_config
 from src.errors import ConfigError
-from src.model import ACTIVATIONS, OPTIMIZERS
+from src.model import ACTIVATIONS, N_CLASSES, OPTIMIZERS
 from src.paths import resolve_path
 from src.scoring import validate_k
+from src.tracking import resolve_tracking_uri
+
+
+# Keys of each config section, as the files in conf/ define them. A key added on the
+# command line with `+` that is not here is rejected instead of silently ignored. The
+# embedder's keys are checked against its library's parameters instead.
+KNOWN_KEYS = {
+    "": {"data", "model", "train", "embedder", "knn", "tracking", "cache", "dropout", "seed", "progress"},
+    "data": {"name", "path", "test_size", "val_size", "n_train", "n_test"},
+    "model": {"name", "hidden_units", "activation"},
+    "train": {"epochs", "batch_size", "optimizer", "learning_rate"},
+    "knn": {"k"},
+    "tracking": {"uri", "experiment"},
+    "cache": {"enabled", "dir"},
+}
+
+# Schemes of the tracking stores MLflow 3 accepts; the plain file store is no longer one of them.
+TRACKING_SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql", "databricks")
+
+
+def _check_known_keys(cfg: Mapping, problems: list[str]) -> None:
+    for section, known in KNOWN_KEYS.items():
+        values = cfg if not section else cfg.get(section)
+        if not isinstance(values, Mapping):
+            continue
+        for key in sorted(set(values) - known):
+            name = f"{section}.{key}" if section else key
+            problems.append(
+                f"{name} is not a config key; got {name}={values[key]!r}. "
+                f"Known keys{' of ' + section if section else ''}: {', '.join(sorted(known))}."
+            )
+
+
+def _nearest_existing(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _check_writable_folder(key: str, value: str, folder: Path, problems: list[str]) -> None:
+    """Check that ``folder`` exists or can be created, by writing a probe file where it would be."""
+    existing = _nearest_existing(folder)
+    if not existing.is_dir():
+        problems.append(f"{key}={value!r} needs the folder {folder}, but {existing} is a file. Choose another location.")
+        return
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        problems.append(
+            f"{key}={value!r} needs the folder {folder}, but {existing} cannot be written "
+            f"({error.strerror}). Choose another location."
+        )
+
+
+def _check_tracking_uri(uri, problems: list[str]) -> None:
+    if uri is None:
+        return
+    if not isinstance(uri, str):
+        problems.append(f"tracking.uri must be null or an MLflow tracking URI string; got {uri!r}.")
+        return
+    scheme = urlparse(uri).scheme.split("+")[0]
+    if scheme not in TRACKING_SCHEMES:
+        problems.append(
+            f"tracking.uri must start with one of {', '.join(s + '://' for s in TRACKING_SCHEMES)}; got {uri!r}. "
+            "MLflow 3 no longer writes to a plain folder: use tracking.uri=sqlite:///path/to/mlflow.db."
+        )
+    elif scheme == "sqlite":
+        database = Path(resolve_tracking_uri(uri)[len("sqlite:///"):])
+        _check_writable_folder("tracking.uri", uri, database.parent, problems)
 
 
 def _is_int(value) -> bool:
@@ -47,7 +121,19 @@ def _check_data(data: Mapping, problems: list[str]) -> int | None:
     except ConfigError as error:
         problems.append(str(error))
         return None
-    return sizes[0] if sizes else None
+    if sizes is None:
+        return None
+    n_train = sizes[0]
+    if _is_number(val_size) and 0 < val_size < 1:
+        # train_test_split holds out ceil(val_size * n) points; each side needs every digit.
+        n_val = math.ceil(val_size * n_train)
+        if min(n_val, n_train - n_val) < N_CLASSES:
+            problems.append(
+                f"data.val_size={val_size} splits {n_train} training digits into {n_train - n_val} to fit and "
+                f"{n_val} to validate, but each side needs at least {N_CLASSES}, one per digit. "
+                "Choose a share nearer 0.25, or set data.val_size=0 for no validation curves."
+            )
+    return n_train
 
 
 def _check_model(cfg: Mapping, problems: list[str]) -> None:
@@ -92,9 +178,10 @@ def _check_run(cfg: Mapping, problems: list[str]) -> None:
         problems.append(f"cache.enabled must be true or false; got {cache.get('enabled')!r}.")
     if not (isinstance(cache.get("dir"), str) and cache.get("dir").strip()):
         problems.append(f"cache.dir must be a folder path; got {cache.get('dir')!r}.")
+    if isinstance(cache.get("dir"), str) and cache.get("dir").strip():
+        _check_writable_folder("cache.dir", cache["dir"], resolve_path(cache["dir"]), problems)
     tracking = cfg["tracking"]
-    if tracking.get("uri") is not None and not isinstance(tracking.get("uri"), str):
-        problems.append(f"tracking.uri must be null or an MLflow tracking URI string; got {tracking.get('uri')!r}.")
+    _check_tracking_uri(tracking.get("uri"), problems)
     if not (isinstance(tracking.get("experiment"), str) and tracking.get("experiment").strip()):
         problems.append(f"tracking.experiment must be a non-empty name; got {tracking.get('experiment')!r}.")
 
@@ -122,6 +209,7 @@ def validate_config(cfg: Mapping) -> None:
         One line per broken rule.
     """
     problems: list[str] = []
+    _check_known_keys(cfg, problems)
     n_train = _check_data(cfg["data"], problems)
     _check_model(cfg, problems)
     _check_train(cfg["train"], problems)

@@ -59,15 +59,19 @@ def run_cli(tmp_path):
 
 def _run_main(args, tmp_path: Path, timeout: float, extra_env) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **(extra_env or {})}
+    defaults = [
+        f"tracking.uri=sqlite:///{tmp_path}/mlruns/mlflow.db",
+        f"hydra.run.dir={tmp_path}/outputs",
+        f"hydra.sweep.dir={tmp_path}/multirun",
+        f"cache.dir={tmp_path}/cache",
+    ]
+    given = {arg.split("=", 1)[0] for arg in args}
     command = [
         sys.executable,
         "-m",
         "src.main",
         *args,
-        f"tracking.uri=sqlite:///{tmp_path}/mlruns/mlflow.db",
-        f"hydra.run.dir={tmp_path}/outputs",
-        f"hydra.sweep.dir={tmp_path}/multirun",
-        f"cache.dir={tmp_path}/cache",
+        *(default for default in defaults if default.split("=", 1)[0] not in given),
     ]
     return subprocess.run(
         command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import gzip
+import signal
+import subprocess
+import sys
 
 import mlflow
 import numpy as np
 import pytest
+
+from src.paths import PROJECT_ROOT
 
 HEAVY_MODULES = ("tensorflow", "keras", "mlflow", "umap", "numba", "openTSNE", "trimap")
 
@@ -158,3 +163,38 @@ def test_default_sweep_on_bundled_sample(tmp_path, run_cli):
         for layer in ("hidden_1", "hidden_2"):
             accuracy = runs[embedder].data.metrics[f"knn_acc/{layer}/k5"]
             assert accuracy >= 0.85, (embedder, layer, accuracy)
+
+
+def test_unreachable_tracking_server_fails_fast(run_cli, small_job):
+    # Port 9 (discard) has no listener here, so the connection is refused at once.
+    result = run_cli([*small_job, "tracking.uri=http://127.0.0.1:9"])
+    assert result.returncode == 2
+    assert "tracking.uri=http://127.0.0.1:9: no server responds at 127.0.0.1:9" in result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_sigterm_ends_run_killed(tmp_path, small_job):
+    command = [
+        sys.executable, "-m", "src.main", *small_job, "progress=true", "train.epochs=500",
+        f"tracking.uri=sqlite:///{tmp_path}/mlruns/mlflow.db",
+        f"hydra.run.dir={tmp_path}/outputs",
+        f"cache.dir={tmp_path}/cache",
+    ]
+    process = subprocess.Popen(
+        command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    output = []
+    for line in process.stdout:
+        output.append(line)
+        if "epoch 2/500" in line:
+            process.send_signal(signal.SIGTERM)
+            break
+    rest, _ = process.communicate(timeout=120)
+    output.append(rest)
+
+    assert process.returncode == 130, "".join(output)[-2000:]
+    assert "interrupted: the MLflow run was ended KILLED" in "".join(output)
+    (run,) = _finished_runs(tmp_path)
+    assert run.info.status == "KILLED"
+    leftovers = list((tmp_path / "cache" / "train").glob(".*"))
+    assert leftovers == []

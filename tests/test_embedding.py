@@ -135,9 +135,19 @@ def test_parameter_set_by_embed_raises(key):
 def test_parameter_unknown_to_library_raises(digits):
     X_train, X_test, _, _ = digits
 
-    message = re.escape("embedder.perplexity is not a parameter of sklearn")
+    message = re.escape("embedder.perplexity is not a parameter of embedder=pca; got 30")
     with pytest.raises(ConfigError, match=message):
         embed(X_train, X_test, _embedder_cfg("pca", perplexity=30), seed=0)
+
+
+@pytest.mark.parametrize("name", EMBEDDERS)
+def test_known_params_match_installed_library(name):
+    import inspect
+
+    from src.embedding import KNOWN_PARAMS, _import_estimator
+
+    installed = set(inspect.signature(_import_estimator(name)).parameters)
+    assert installed - {"n_components", "n_dims", "random_state", "verbose"} == KNOWN_PARAMS[name]
 
 
 @pytest.mark.parametrize(("name", "protocol"), SUPPORTED)

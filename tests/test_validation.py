@@ -50,6 +50,14 @@ BAD_CONFIGS = [
     (["data.test_size=1.5"], r"data.test_size must be a share in \(0, 1\) .*got 1.5"),
     (["data.val_size=1"], r"data.val_size must be a number in \[0, 1\) or null; got 1"),
     (["seed=-1"], r"seed must be a whole number .*got -1"),
+    (["+train.epoch=5"], r"train.epoch is not a config key; got train.epoch=5. Known keys of train: .*epochs"),
+    (["+embedder.nneighbors=30"], r"embedder.nneighbors is not a parameter of embedder=umap; got 30. .*n_neighbors"),
+    (["data.val_size=0.999"], r"data.val_size=0.999 splits 4000 training digits into 4 to fit and 3996 to validate"),
+    (["data=digits", "data.n_train=20"], r"data.val_size=0.25 splits 20 training digits into 15 to fit and 5"),
+    (["tracking.uri=my_runs"], r"tracking.uri must start with one of sqlite://.*got 'my_runs'.*sqlite:///"),
+    (["tracking.uri=foo://bar"], r"tracking.uri must start with one of .*got 'foo://bar'"),
+    (["tracking.uri=sqlite:////proc/runs/mlflow.db"], r"tracking.uri='sqlite:////proc/runs/mlflow.db' needs the folder /proc/runs, but /proc cannot be written"),
+    (["cache.dir=/proc/layer-maps-cache"], r"cache.dir='/proc/layer-maps-cache' needs the folder .*, but /proc cannot be written"),
 ]
 
 
@@ -64,3 +72,16 @@ def test_all_broken_rules_reported_together(validate):
         validate(["dropout=2", "train.epochs=0"])
     assert "dropout must be" in str(error.value)
     assert "train.epochs must be" in str(error.value)
+
+
+def test_cache_dir_that_is_a_file_is_rejected(validate, tmp_path):
+    not_a_folder = tmp_path / "cache"
+    not_a_folder.write_text("")
+    with pytest.raises(ConfigError, match=r"cache.dir=.* needs the folder .*cache, but .*cache is a file"):
+        validate([f"cache.dir={not_a_folder}"])
+
+
+def test_tracking_uri_under_a_file_is_rejected(validate, tmp_path):
+    (tmp_path / "store").write_text("")
+    with pytest.raises(ConfigError, match=r"tracking.uri=.*store/mlflow.db' needs the folder .*store, but .*store is a file"):
+        validate([f"tracking.uri=sqlite:///{tmp_path}/store/mlflow.db"])
