@@ -64,7 +64,7 @@ def set_up_experiment(tracking_uri: str, experiment: str) -> str:
         The experiment id.
     """
     if tracking_uri.startswith(("http://", "https://")):
-        check_server_answers(tracking_uri)
+        check_server_responds(tracking_uri)
         # MLflow's defaults retry a failed request for minutes; a sweep would pay that per job.
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
@@ -82,7 +82,7 @@ def set_up_experiment(tracking_uri: str, experiment: str) -> str:
     return experiment_id
 
 
-def check_server_answers(tracking_uri: str, timeout: float = 5.0) -> None:
+def check_server_responds(tracking_uri: str, timeout: float = 5.0) -> None:
     """Raise ConfigError unless a TCP connection to the tracking server opens within ``timeout`` seconds."""
     parsed = urlparse(tracking_uri)
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
