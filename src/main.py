@@ -54,7 +54,7 @@ def run_job(cfg: DictConfig, output_dir: Path, job_log: Path | None) -> float:
 
     tracking_uri = tracking.resolve_tracking_uri(cfg.tracking.uri)
     tracking.set_up_experiment(tracking_uri, cfg.tracking.experiment)
-    log.info("tracking to %s, experiment %r", tracking_uri, cfg.tracking.experiment)
+    log.info("tracking to %s, experiment %r", tracking.redact_credentials(tracking_uri), cfg.tracking.experiment)
 
     with tracking.tracked_run(run_name(cfg), run_tags(cfg), job_log):
         log_run_inputs(cfg, dataset)
