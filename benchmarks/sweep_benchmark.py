@@ -89,7 +89,8 @@ def harness_runs(work: Path, label: str) -> list:
     import mlflow
 
     mlflow.set_tracking_uri(f"sqlite:///{work / 'mlruns' / 'mlflow.db'}")
-    return mlflow.search_runs(experiment_names=[label], output_format="list")
+    runs = mlflow.search_runs(experiment_names=[label], output_format="list")
+    return [run for run in runs if run.data.tags.get("sweep.role") != "parent"]
 
 
 def stage_seconds(runs) -> dict[str, float]:

@@ -63,6 +63,8 @@ def run_tags(cfg: DictConfig) -> dict[str, str]:
     """Return the tags that identify a run: embedder, protocol, dataset and the Hydra job."""
     from hydra.core.hydra_config import HydraConfig
 
+    from src.sweep import read_parent
+
     tags = {
         "embedder": str(cfg.embedder.name),
         "protocol": str(cfg.embedder.protocol),
@@ -74,7 +76,10 @@ def run_tags(cfg: DictConfig) -> dict[str, str]:
         tags["hydra.output_dir"] = str(runtime.runtime.output_dir)
         if runtime.mode.name == "MULTIRUN":
             tags["hydra.job_num"] = str(runtime.job.num)
-            tags["sweep_dir"] = str(runtime.sweep.dir)
+            tags["sweep_id"] = str(runtime.sweep.dir)
+            parent = read_parent(runtime.sweep.dir)
+            if parent is not None:
+                tags["mlflow.parentRunId"] = parent["run_id"]
     return tags
 
 

@@ -54,7 +54,8 @@ def test_help_lists_config_groups(run_cli):
 def _finished_runs(tmp_path):
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
     try:
-        return mlflow.search_runs(experiment_names=["layer-maps"], output_format="list")
+        runs = mlflow.search_runs(experiment_names=["layer-maps"], output_format="list")
+        return [run for run in runs if run.data.tags.get("sweep.role") != "parent"]
     finally:
         mlflow.set_tracking_uri(None)
 
@@ -96,6 +97,46 @@ def test_sweep_logs_one_complete_run_per_job(run_cli, tmp_path, small_job):
             run.info.run_id, "val_loss"
         )
         assert [metric.step for metric in history] == [1, 2]
+
+
+    parent = _parent_run(tmp_path)
+    assert parent.info.status == "FINISHED"
+    assert parent.data.params["sweep.n_jobs"] == "2"
+    assert parent.data.metrics["jobs_finished"] == 2
+    assert parent.data.metrics["jobs_failed"] == 0
+    for run in runs:
+        assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    client = mlflow.tracking.MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+    artifacts = {item.path for item in client.list_artifacts(parent.info.run_id)}
+    expected = {
+        "jobs.json", "summary_knn_accuracy.csv", "summary_knn_accuracy.md",
+        "summary_heatmap.png", "summary_scatter_grid.png",
+    }
+    assert expected <= artifacts
+
+
+def _parent_run(tmp_path):
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+    try:
+        runs = mlflow.search_runs(experiment_names=["layer-maps"], output_format="list")
+    finally:
+        mlflow.set_tracking_uri(None)
+    (parent,) = [run for run in runs if run.data.tags.get("sweep.role") == "parent"]
+    return parent
+
+
+def test_sweep_with_failing_job_finishes_others(run_cli, tmp_path, small_job):
+    result = run_cli(["-m", *small_job, "dropout=0.2,1.5"])
+    assert result.returncode != 0
+    assert "dropout must be a number in [0, 1); got 1.5" in result.stdout + result.stderr
+
+    (finished,) = _finished_runs(tmp_path)
+    assert finished.info.status == "FINISHED"
+    parent = _parent_run(tmp_path)
+    assert parent.info.status == "FAILED"
+    assert parent.data.metrics["jobs_finished"] == 1
+    assert parent.data.metrics["jobs_failed"] == 1
+    assert "dropout must be a number in [0, 1); got 1.5" in parent.data.tags["failed_job.1"]
 
 
 def test_sweep_trains_once_and_reruns_from_cache(run_cli, tmp_path, small_job):
