@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import tempfile
 from pathlib import Path
@@ -117,6 +118,8 @@ def plot_scatter_grid(client, runs, table: pd.DataFrame, k: int, path: Path) -> 
     fig, axes = plt.subplots(
         len(runs), len(layers), figsize=(3.2 * len(layers), 3.2 * len(runs)), squeeze=False, constrained_layout=True
     )
+    # One progress bar per downloaded file would flood the log.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     with tempfile.TemporaryDirectory(prefix="layer-maps-grid-") as folder:
         for row, run in enumerate(runs):
             for column, layer in enumerate(layers):

@@ -114,6 +114,18 @@ def test_sweep_logs_one_complete_run_per_job(run_cli, tmp_path, small_job):
     }
     assert expected <= artifacts
 
+    out = tmp_path / "compare"
+    compare = subprocess.run(
+        [sys.executable, "-m", "src.compare", "--tracking-uri", f"sqlite:///{tmp_path}/mlruns/mlflow.db", "--out", str(out)],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert compare.returncode == 0, compare.stderr[-2000:]
+    for run in runs:
+        assert f"{run.data.metrics['knn_acc/hidden_2/k5']:.3f}" in compare.stdout
+    assert "best map at k=5:" in compare.stdout
+    assert "Downloading artifacts" not in compare.stderr
+    assert sorted(path.name for path in out.iterdir()) == sorted(expected - {"jobs.json"})
+
 
 def _parent_run(tmp_path):
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
