@@ -151,6 +151,23 @@ def test_sweep_with_failing_job_finishes_others(run_cli, tmp_path, small_job):
     assert "dropout must be a number in [0, 1); got 1.5" in parent.data.tags["failed_job.1"]
 
 
+def test_parallel_sweep_loses_no_run(run_cli, tmp_path, small_job):
+    overrides = [o for o in small_job if not o.startswith("embedder=")]
+    result = run_cli(
+        ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "embedder=pca,tsne,umap,trimap", *overrides]
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    runs = _finished_runs(tmp_path)
+    assert sorted(run.data.tags["embedder"] for run in runs) == ["pca", "trimap", "tsne", "umap"]
+    for run in runs:
+        _check_run_complete(run, tmp_path)
+    assert sorted(run.data.tags["cache.train"] for run in runs) == ["hit", "hit", "hit", "miss"]
+    parent = _parent_run(tmp_path)
+    assert parent.info.status == "FINISHED"
+    assert parent.data.metrics["jobs_finished"] == 4
+
+
 def test_sweep_trains_once_and_reruns_from_cache(run_cli, tmp_path, small_job):
     overrides = [o for o in small_job if not o.startswith("embedder=")]
     first = run_cli(["-m", "embedder=pca,tsne", *overrides])
