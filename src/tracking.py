@@ -77,7 +77,13 @@ def set_up_experiment(tracking_uri: str, experiment: str) -> str:
     if existing is not None:
         experiment_id = existing.experiment_id
     else:
-        experiment_id = mlflow.create_experiment(experiment, artifact_location=artifact_location(tracking_uri))
+        # The MLflow 3 UI opens an experiment of this kind on its runs table, not on the
+        # GenAI trace overview.
+        experiment_id = mlflow.create_experiment(
+            experiment,
+            artifact_location=artifact_location(tracking_uri),
+            tags={"mlflow.experimentKind": "custom_model_development"},
+        )
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
 
