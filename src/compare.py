@@ -42,7 +42,7 @@ def select_runs(client, experiment_id: str, parent_run: str | None, every_run: b
     parents = [run for run in runs if run.data.tags.get("sweep.role") == "parent"]
     if parents:
         newest = parents[0]
-        return child_runs(client, newest.info.run_id), f"sweep {newest.info.run_name} ({newest.info.run_id})"
+        return child_runs(client, newest.info.run_id), f"{newest.info.run_name} ({newest.info.run_id})"
     return list(reversed(jobs)), f"all {len(jobs)} runs (no sweep parent run found)"
 
 
