@@ -95,7 +95,7 @@ def plot_heatmap(table: pd.DataFrame, k: int, path: Path) -> Path:
     grid = table[table.k == k].pivot_table(index="layer", columns="run_name", values="knn_acc", sort=False)
     fig, ax = plt.subplots(figsize=(2 + 1.6 * grid.shape[1], 1 + 0.6 * grid.shape[0]), constrained_layout=True)
     image = ax.imshow(grid.to_numpy(), cmap="viridis", vmin=0, vmax=1, aspect="auto")
-    ax.set_xticks(range(grid.shape[1]), grid.columns, rotation=30, ha="right")
+    ax.set_xticks(range(grid.shape[1]), grid.columns, rotation=30, ha="right", rotation_mode="anchor")
     ax.set_yticks(range(grid.shape[0]), grid.index)
     for (row, column), value in np.ndenumerate(grid.to_numpy()):
         ax.text(column, row, f"{value:.3f}", ha="center", va="center", color="white" if value < 0.6 else "black")
