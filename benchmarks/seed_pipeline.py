@@ -1,12 +1,12 @@
 """The seed notebook's computation as one script: the baseline that the sweep benchmark times.
 
-It trains the MLP once, then for raw pixels and both hidden layers runs PCA (fit on the
-training points, then transform), scikit-learn's t-SNE fitted on the training points and
-again, separately, on the test points, UMAP with ``random_state=42`` (fit, then transform)
-and TriMAP fitted separately on the training and the test points, and scores each map with
-one ``KNeighborsClassifier`` per k. It is kept as written, flaws included: a map fitted on
-the test points alone has axes unrelated to the training map, so its kNN scores are near
-chance.
+It trains the MLP once. Then, for raw pixels and both hidden layers, it runs four maps:
+PCA fitted on the training points, then transform; scikit-learn's t-SNE fitted on the
+training points and again, separately, on the test points; UMAP with ``random_state=42``,
+fit then transform; and TriMAP fitted separately on the training and the test points.
+Each map is scored with one ``KNeighborsClassifier`` per k. The script is kept as written,
+flaws included. A map fitted on the test points alone has axes unrelated to the training
+map, so its kNN scores are near chance.
 
     python benchmarks/seed_pipeline.py DATA.npz RESULTS.json
 """

@@ -14,7 +14,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-# Every dataset here holds the digits 0-9.
+# Every dataset here contains the digits 0-9.
 N_CLASSES = 10
 
 # Names that keras.optimizers.get and keras.activations.get accept (Keras 3.15), checked

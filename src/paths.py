@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-# The folder that holds src/, conf/ and pyproject.toml.
+# The folder that contains src/, conf/ and pyproject.toml.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -65,13 +65,13 @@ def _run_main(args, tmp_path: Path, timeout: float, extra_env) -> subprocess.Com
         f"hydra.sweep.dir={tmp_path}/multirun",
         f"cache.dir={tmp_path}/cache",
     ]
-    given = {arg.split("=", 1)[0] for arg in args}
+    overridden_keys = {arg.split("=", 1)[0] for arg in args}
     command = [
         sys.executable,
         "-m",
         "src.main",
         *args,
-        *(default for default in defaults if default.split("=", 1)[0] not in given),
+        *(default for default in defaults if default.split("=", 1)[0] not in overridden_keys),
     ]
     return subprocess.run(
         command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False

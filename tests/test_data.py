@@ -608,11 +608,11 @@ def test_mnist_without_cache_offline(tmp_path, monkeypatch):
     # Imports Keras and TensorFlow (several seconds), so this is the only test of that path.
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
 
-    def refuse_lookup(*args, **kwargs):
+    def fail_name_lookup(*args, **kwargs):
         raise socket.gaierror("name resolution disabled by the test")
 
     # Fails the download at once, with or without network access.
-    monkeypatch.setattr(socket, "getaddrinfo", refuse_lookup)
+    monkeypatch.setattr(socket, "getaddrinfo", fail_name_lookup)
 
     with pytest.raises(DataError, match=r"keras\.datasets\.mnist\.load_data\(\) failed") as excinfo:
         load_dataset(data_config("mnist"), seed=0)
