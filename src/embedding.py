@@ -249,7 +249,10 @@ def validate_embedder_config(embedder_cfg: Mapping) -> None:
         )
     for key, (rule, is_valid) in _PARAM_RULES[name].items():
         if key in params and not is_valid(params[key]):
-            raise ConfigError(f"embedder.{key} {rule}; got {params[key]!r}")
+            raise ConfigError(
+                f"embedder.{key} {rule}; got {params[key]!r}. "
+                f"Choose a value that follows the rule, or drop the override to use conf/embedder/{name}.yaml."
+            )
     if name == "umap":
         _check_min_dist(params)
 

@@ -1,4 +1,4 @@
-"""Exceptions for input the harness rejects before any heavy work."""
+"""Exceptions whose message tells the user what to fix; the command line shows no traceback for them."""
 
 
 class ConfigError(ValueError):
@@ -7,3 +7,7 @@ class ConfigError(ValueError):
 
 class DataError(ValueError):
     """A dataset file or folder is missing, malformed or does not fit the config."""
+
+
+class DiskFullError(OSError):
+    """A write found no room; the message names where the job writes and how to resume."""

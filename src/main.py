@@ -9,6 +9,7 @@ them, so ``--help`` and config errors return in seconds.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
@@ -19,7 +20,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from src.cache import StageCache
-from src.errors import ConfigError, DataError
+from src.errors import ConfigError, DataError, DiskFullError
 from src.paths import PROJECT_ROOT, resolve_path
 from src.stages import (
     StageTimer,
@@ -35,6 +36,9 @@ from src.validation import validate_config
 
 log = logging.getLogger(__name__)
 
+# errno values of a write that found no room: disk full, quota exceeded, file too large.
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
 
 def run_job(cfg: DictConfig, output_dir: Path, job_log: Path | None) -> float:
     """Run every stage of one job and record it as one MLflow run.
@@ -49,14 +53,15 @@ def run_job(cfg: DictConfig, output_dir: Path, job_log: Path | None) -> float:
     timer = StageTimer()
     cache = StageCache(resolve_path(cfg.cache.dir), enabled=cfg.cache.enabled)
 
-    with timer.stage("data"):
-        dataset = prepare_dataset(cfg)
-
     tracking_uri = tracking.resolve_tracking_uri(cfg.tracking.uri)
     tracking.set_up_experiment(tracking_uri, cfg.tracking.experiment)
     log.info("tracking to %s, experiment %r", tracking.redact_credentials(tracking_uri), cfg.tracking.experiment)
 
+    # The run starts before the data are read, so a job that fails on its data still leaves
+    # a FAILED run with the error as its tag, next to the sweep's other runs.
     with tracking.tracked_run(run_name(cfg), run_tags(cfg), job_log):
+        with timer.stage("data"):
+            dataset = prepare_dataset(cfg)
         log_run_inputs(cfg, dataset)
 
         layers = train_and_extract(cfg, dataset, cache, timer)
@@ -93,6 +98,10 @@ def main(cfg: DictConfig) -> float:
         return run_job(cfg, output_dir, job_log)
     except (ConfigError, DataError) as error:
         _reject(error)
+    except OSError as error:
+        if error.errno not in DISK_FULL:
+            raise
+        _reject(DiskFullError(disk_full_message(error, cfg)), status=1)
     except KeyboardInterrupt:
         log.error("interrupted: the MLflow run was ended KILLED; completed stages stay in the cache")
         raise SystemExit(130) from None
@@ -101,16 +110,31 @@ def main(cfg: DictConfig) -> float:
             signal.signal(signum, handler)
 
 
-def _reject(error: Exception) -> None:
-    """Log a config or data error without a traceback and stop the job.
+def disk_full_message(error: OSError, cfg: DictConfig) -> str:
+    """Explain a write that failed for want of space, and where the job writes."""
+    from src.tracking import redact_credentials, resolve_tracking_uri
+
+    return (
+        f"A write failed because the disk is full ({error.strerror}: {error.filename}). "
+        "The MLflow run ended FAILED and keeps what it had logged; finished stages stay in the cache. "
+        f"The job writes to tracking.uri={redact_credentials(resolve_tracking_uri(cfg.tracking.uri))}, "
+        f"cache.dir={resolve_path(cfg.cache.dir)} and {HydraConfig.get().runtime.output_dir}. "
+        "Free space there, or point tracking.uri or cache.dir at another disk, "
+        "then run the same command again: it resumes from the cache."
+    )
+
+
+def _reject(error: Exception, status: int = 2) -> None:
+    """Log an error the user can fix without a traceback, and stop the job.
 
     In a sweep the error is raised again, so Hydra still runs the remaining jobs and
-    reports the failure at the end. A single run exits with status 2.
+    reports the failure at the end. A single run exits with ``status``. With
+    ``HYDRA_FULL_ERROR=1`` the error is raised with its traceback in both cases.
     """
     log.error("%s", error)
-    if HydraConfig.get().mode.name == "MULTIRUN":
+    if HydraConfig.get().mode.name == "MULTIRUN" or os.environ.get("HYDRA_FULL_ERROR") == "1":
         raise error
-    raise SystemExit(2) from None
+    raise SystemExit(status) from None
 
 
 def _interrupt_on_termination() -> dict:

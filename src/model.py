@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from src import faults
+
 log = logging.getLogger(__name__)
 
 # Every dataset here contains the digits 0-9.
@@ -172,7 +174,7 @@ def train_mlp(
         batch_size=int(train_cfg["batch_size"]),
         shuffle=True,
         verbose=0,
-        callbacks=[_epoch_logger(epochs)] if progress else [],
+        callbacks=([_epoch_logger(epochs)] if progress else []) + faults.training_callbacks(),
     )
     history = {key: [float(v) for v in values] for key, values in fit.history.items()}
 

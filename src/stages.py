@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import platform
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,12 +18,20 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
+from src import faults
 from src.cache import StageCache, config_key, library_versions
 from src.data import Dataset, load_dataset, split_validation
 from src.paths import resolve_path
 from src.scoring import validate_k
 
 log = logging.getLogger(__name__)
+
+# Libraries whose versions every run records as tags (``version.numpy``), so a result can be traced
+# to the code that made it.
+RECORDED_LIBRARIES = (
+    "numpy", "scikit-learn", "tensorflow", "tensorflow-cpu", "keras", "openTSNE", "umap-learn",
+    "pynndescent", "trimap", "numba", "mlflow", "hydra-core",
+)
 
 
 class StageTimer:
@@ -94,6 +103,9 @@ def log_run_inputs(cfg: DictConfig, dataset: Dataset) -> None:
         config["tracking"]["uri"] = redact_credentials(config["tracking"]["uri"])
     mlflow.log_params(flatten_params(config))
     mlflow.log_params({"data.n_train_used": len(dataset.y_train), "data.n_test_used": len(dataset.y_test)})
+    versions = library_versions(*RECORDED_LIBRARIES)
+    versions["python"] = platform.python_version()
+    mlflow.set_tags({f"version.{name}": version for name, version in versions.items() if version != "not installed"})
     if cfg.tracking.uri is None or str(cfg.tracking.uri).startswith("sqlite"):
         mlflow.log_param("tracking.uri_used", mlflow.get_tracking_uri())
     mlflow.log_text(OmegaConf.to_yaml(OmegaConf.create(config)), "config.yaml")
@@ -241,6 +253,7 @@ def embed_layer(cfg: DictConfig, layer: str, layers: TrainedLayers, cache: Stage
     versions = library_versions("numpy", *LIBRARIES[cfg.embedder.name])
 
     def compute(folder: Path):
+        faults.reach_soon("embed")
         result = embed(layers.train[layer], layers.test[layer], cfg.embedder, cfg.seed, cfg.progress)
         adjusted = {param: list(values) for param, values in result.adjusted.items()}
         return {"train": result.train, "test": result.test}, {"adjusted": adjusted}
@@ -273,6 +286,7 @@ def score_and_plot(cfg, layer, layers, embedding, dataset, output_dir, timer) ->
         embedding.train, dataset.y_train, embedding.test, dataset.y_test, title, output_dir / f"scatter_{layer}.png"
     )
     mlflow.log_artifact(str(path), artifact_path="scatter")
+    faults.reach("artifacts")
     coordinates = output_dir / f"embedding_{layer}.npz"
     np.savez(
         coordinates, train=embedding.train, test=embedding.test, y_train=dataset.y_train, y_test=dataset.y_test

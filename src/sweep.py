@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
@@ -21,8 +22,8 @@ log = logging.getLogger(__name__)
 PARENT_FILE = "mlflow_parent_run.json"
 
 
-def count_jobs(config: DictConfig) -> int:
-    """Return how many jobs the basic sweeper makes of the sweep's overrides."""
+def job_overrides(config: DictConfig) -> list[list[str]]:
+    """Return the overrides of each job the basic sweeper makes of the sweep's parameters."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
@@ -30,7 +31,45 @@ def count_jobs(config: DictConfig) -> int:
     arguments = [f"{key}={value}" for key, value in (params or {}).items()]
     arguments += list(config.hydra.overrides.task)
     overrides = OverridesParser.create().parse_overrides(arguments)
-    return len(BasicSweeper.split_arguments(overrides, None)[0])
+    return BasicSweeper.split_arguments(overrides, None)[0]
+
+
+def count_jobs(config: DictConfig) -> int:
+    """Return how many jobs the basic sweeper makes of the sweep's overrides."""
+    return len(job_overrides(config))
+
+
+def validate_jobs(config: DictConfig) -> None:
+    """Compose and validate the config of every job of the sweep before any job starts.
+
+    Raises
+    ------
+    ConfigError
+        Listing, for each job with a broken rule, its overrides and every broken rule.
+        Overrides that Hydra itself cannot compose are left for Hydra to report.
+    """
+    from hydra import compose
+
+    from src.errors import ConfigError, DataError
+    from src.validation import validate_config
+
+    rejected = []
+    for number, overrides in enumerate(job_overrides(config)):
+        try:
+            job = compose(config_name=config.hydra.job.config_name, overrides=list(overrides))
+        except Exception:  # noqa: BLE001 - Hydra reports composition errors itself when it launches.
+            continue
+        job_keys = [key for key in job if key != "hydra"]
+        try:
+            validate_config(OmegaConf.to_container(OmegaConf.masked_copy(job, job_keys), resolve=True))
+        except (ConfigError, DataError) as error:
+            rules = str(error).removeprefix("Invalid config:\n")
+            rejected.append(f"job {number} ({' '.join(overrides)}):\n{rules}")
+    if rejected:
+        raise ConfigError(
+            f"{len(rejected)} of {count_jobs(config)} jobs of the sweep have an invalid config; no job was started.\n"
+            + "\n".join(rejected)
+        )
 
 
 def read_parent(sweep_dir: str | Path) -> dict | None:
@@ -45,19 +84,17 @@ class MlflowSweepCallback(Callback):
     """Create the parent run of a sweep, record each job's outcome, write the summary."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        from src.errors import ConfigError
         from src.tracking import resolve_tracking_uri, set_up_experiment
 
-        from src.errors import ConfigError, DataError
-        from src.validation import validate_config
-
         sweep_dir = Path(config.hydra.sweep.dir)
-        job_keys = [key for key in config if key != "hydra"]
-        job_config = OmegaConf.to_container(OmegaConf.masked_copy(config, job_keys), resolve=True)
         try:
-            validate_config(job_config)
-        except (ConfigError, DataError):
-            # Each job reports its own config errors; a sweep that cannot run needs no parent.
-            return
+            validate_jobs(config)
+        except ConfigError as error:
+            log.error("%s", error)
+            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                raise
+            raise SystemExit(2) from None
         try:
             import mlflow
 

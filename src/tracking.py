@@ -151,7 +151,11 @@ def tracked_run(run_name: str, tags: Mapping[str, str], job_log: Path | None = N
         raise
     finally:
         if job_log is not None and job_log.is_file():
-            mlflow.log_artifact(str(job_log))
+            try:
+                mlflow.log_artifact(str(job_log))
+            except OSError as error:
+                # A full disk must not keep the run from ending with its status.
+                log.warning("the job log was not attached to the run (%s)", error)
         mlflow.end_run(status=status)
         log.info("MLflow run %s ended %s", run.info.run_id, status)
 

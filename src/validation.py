@@ -183,7 +183,10 @@ def _check_run(cfg: Mapping, problems: list[str]) -> None:
     tracking = cfg["tracking"]
     _check_tracking_uri(tracking.get("uri"), problems)
     if not (isinstance(tracking.get("experiment"), str) and tracking.get("experiment").strip()):
-        problems.append(f"tracking.experiment must be a non-empty name; got {tracking.get('experiment')!r}.")
+        problems.append(
+            f"tracking.experiment must be a non-empty name; got {tracking.get('experiment')!r}. "
+            "Set e.g. tracking.experiment=layer-maps."
+        )
 
 
 def _collect(check: Callable[[], None], problems: list[str]) -> None:

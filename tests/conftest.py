@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -52,12 +53,16 @@ def run_cli(tmp_path):
     """Return a function that runs ``python -m src.main ARGS`` with MLflow and Hydra output in tmp_path."""
 
     def _run(args, timeout: float = 900, extra_env=None) -> subprocess.CompletedProcess:
-        return _run_main(args, tmp_path, timeout, extra_env)
+        return run_main(args, tmp_path, timeout, extra_env)
 
     return _run
 
 
-def _run_main(args, tmp_path: Path, timeout: float, extra_env) -> subprocess.CompletedProcess:
+def run_main(args, tmp_path: Path, timeout: float = 900, extra_env=None) -> subprocess.CompletedProcess:
+    """Run ``python -m src.main ARGS`` with MLflow, Hydra and cache output under ``tmp_path``.
+
+    Each of those defaults is left out when ``args`` set the same key.
+    """
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **(extra_env or {})}
     defaults = [
         f"tracking.uri=sqlite:///{tmp_path}/mlruns/mlflow.db",
@@ -76,3 +81,19 @@ def _run_main(args, tmp_path: Path, timeout: float, extra_env) -> subprocess.Com
     return subprocess.run(
         command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
+
+
+@pytest.fixture
+def reliability_record():
+    """Return a function that appends one JSON line to $LAYER_MAPS_RELIABILITY_LOG, when it is set.
+
+    benchmarks/reliability_report.py sets it to count what the catalogue and fault tests saw.
+    """
+
+    def _record(**fields) -> None:
+        path = os.environ.get("LAYER_MAPS_RELIABILITY_LOG")
+        if path:
+            with open(path, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(fields) + "\n")
+
+    return _record
