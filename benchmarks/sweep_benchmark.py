@@ -201,9 +201,17 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,20000,40000,70000", help="digits per scaling run, comma-separated")
     parser.add_argument("--scaling-embedders", default="pca,umap", help="embedders of the scaling runs")
     parser.add_argument("--keep", type=Path, help="keep logs, stores and caches in this folder")
+    parser.add_argument(
+        "--write-split", type=Path, metavar="NPZ",
+        help="only write the 8,000 / 2,000 split as a Keras-format mnist.npz to NPZ, for data.path",
+    )
     args = parser.parse_args()
 
     images, labels = load_mnist_test_set()
+    if args.write_split:
+        args.write_split.parent.mkdir(parents=True, exist_ok=True)
+        print(f"wrote {write_split(images, labels, args.write_split)}")
+        return
     work = args.keep or Path(tempfile.mkdtemp(prefix="sweep-benchmark-"))
     work.mkdir(parents=True, exist_ok=True)
     print(f"working folder: {work}")

@@ -49,7 +49,7 @@ def select_runs(client, experiment_id: str, parent_run: str | None, every_run: b
 def main(argv=None) -> int:
     import mlflow
 
-    from src.summary import accuracy_table, summary_k, wide_table, write_summary
+    from src.summary import accuracy_table, quality_table, summary_k, wide_table, write_summary
 
     args = parse_args(argv)
     tracking_uri = resolve_tracking_uri(args.tracking_uri)
@@ -72,6 +72,12 @@ def main(argv=None) -> int:
     best = table[table.k == k].sort_values("knn_acc", ascending=False).iloc[0]
     print(f"\nbest map at k={k}: {best.run_name}, layer {best.layer}: {best.knn_acc:.3f} "
           f"(full space {best.knn_acc_full:.3f})")
+
+    quality = quality_table(runs)
+    if not quality.empty:
+        print("\nmap quality (trustworthiness and continuity at quality.k; probe_acc scores the layer, not the map)\n")
+        shown = quality.drop(columns="embedder").set_index(["run_name", "layer"]).dropna(axis="columns", how="all")
+        print(shown.to_string(float_format=lambda value: f"{value:.3f}"))
 
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)

@@ -24,6 +24,7 @@ from src.errors import ConfigError, DataError, DiskFullError
 from src.paths import PROJECT_ROOT, resolve_path
 from src.stages import (
     StageTimer,
+    follow_training,
     log_run_inputs,
     log_training,
     map_layers,
@@ -67,8 +68,11 @@ def run_job(cfg: DictConfig, output_dir: Path, job_log: Path | None) -> float:
         layers = train_and_extract(cfg, dataset, cache, timer)
         log_training(layers, output_dir)
 
-        table = map_layers(cfg, dataset, layers, cache, output_dir, timer)
+        table, embeddings = map_layers(cfg, dataset, layers, cache, output_dir, timer)
         tracking.log_accuracy_table(table)
+
+        if layers.snapshots:
+            follow_training(cfg, dataset, layers, embeddings, cache, output_dir, timer)
 
         timer.log_to_mlflow()
         tracking.log_cache_outcomes(cache.outcomes)
@@ -141,7 +145,9 @@ def _interrupt_on_termination() -> dict:
     """Turn SIGTERM and SIGHUP into KeyboardInterrupt, so the run ends KILLED as on Ctrl-C.
 
     Schedulers (Slurm, ``timeout``, ``docker stop``) stop jobs with SIGTERM, whose default
-    action would end the process with its MLflow run still RUNNING.
+    action would end the process with its MLflow run still RUNNING. A signal the process
+    was started with ignored stays ignored: ``nohup`` ignores SIGHUP so that a run outlives
+    the terminal.
     """
 
     def interrupt(signum, frame):
@@ -149,7 +155,8 @@ def _interrupt_on_termination() -> dict:
 
     previous = {}
     for signum in (signal.SIGTERM, signal.SIGHUP):
-        previous[signum] = signal.signal(signum, interrupt)
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            previous[signum] = signal.signal(signum, interrupt)
     return previous
 
 

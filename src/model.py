@@ -121,6 +121,7 @@ def train_mlp(
     dropout: float,
     seed: int,
     progress: bool = True,
+    callbacks: Sequence = (),
 ) -> TrainingResult:
     """Build, compile and train the MLP, then score it on the test set.
 
@@ -142,6 +143,8 @@ def train_mlp(
         Seed for the weights, the dropout masks and the batch order.
     progress : bool, default=True
         Log one INFO line per epoch.
+    callbacks : sequence of keras.callbacks.Callback, default=()
+        More callbacks for ``model.fit``, e.g. one that records activations per epoch.
 
     Returns
     -------
@@ -174,7 +177,7 @@ def train_mlp(
         batch_size=int(train_cfg["batch_size"]),
         shuffle=True,
         verbose=0,
-        callbacks=([_epoch_logger(epochs)] if progress else []) + faults.training_callbacks(),
+        callbacks=([_epoch_logger(epochs)] if progress else []) + list(callbacks) + faults.training_callbacks(),
     )
     history = {key: [float(v) for v in values] for key, values in fit.history.items()}
 

@@ -11,7 +11,7 @@ import logging
 import platform
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -122,6 +122,10 @@ class TrainedLayers:
     train: dict[str, np.ndarray]
     test: dict[str, np.ndarray]
     key: str
+    # With evolution enabled: activations of the evolution subset of test digits per epoch
+    # and layer, and the subset's indices into the test digits.
+    snapshots: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
+    snapshot_subset: np.ndarray | None = None
 
 
 def training_key_config(cfg: DictConfig) -> dict:
@@ -129,13 +133,23 @@ def training_key_config(cfg: DictConfig) -> dict:
     data = OmegaConf.to_container(cfg.data, resolve=True)
     if data.get("path") is not None:
         data["path_fingerprint"] = path_fingerprint(resolve_path(str(data["path"])))
-    return {
+    key = {
         "data": data,
         "model": OmegaConf.to_container(cfg.model, resolve=True),
         "dropout": cfg.dropout,
         "train": OmegaConf.to_container(cfg.train, resolve=True),
         "seed": cfg.seed,
     }
+    if evolution_enabled(cfg):
+        # Snapshots are recorded during training, so they belong to its entry. Off, the key
+        # is unchanged and runs without snapshots share the entry.
+        key["evolution"] = {"epochs": list(cfg.evolution.epochs), "n_points": cfg.evolution.n_points}
+    return key
+
+
+def evolution_enabled(cfg: DictConfig) -> bool:
+    """Whether the config asks for per-epoch snapshots (an older config has no evolution section)."""
+    return bool(OmegaConf.select(cfg, "evolution.enabled", default=False))
 
 
 def path_fingerprint(path: Path) -> list:
@@ -150,8 +164,9 @@ def train_and_extract(cfg: DictConfig, dataset: Dataset, cache: StageCache, time
     versions = library_versions("tensorflow", "tensorflow-cpu", "keras", "numpy", "scikit-learn")
 
     def compute(folder: Path):
+        recorder, subset = snapshot_recorder(cfg, dataset)
         with timer.stage("train"):
-            training = train_network(cfg, dataset)
+            training = train_network(cfg, dataset, callbacks=[recorder] if recorder else [])
         with timer.stage("activations"):
             train, test = extract_layers(training, dataset)
         training.model.save(folder / "model.keras")
@@ -163,11 +178,20 @@ def train_and_extract(cfg: DictConfig, dataset: Dataset, cache: StageCache, time
             "test_accuracy": training.test_accuracy,
             "layer_names": training.layer_names,
         }
+        if recorder is not None:
+            arrays["snapshot_subset"] = subset
+            for epoch, activations in recorder.activations.items():
+                arrays.update({f"snapshot.{epoch}.{layer}": value for layer, value in activations.items()})
+            meta["snapshot_epochs"] = sorted(recorder.activations)
         return arrays, meta
 
     entry = cache.get_or_compute("train", key_config, versions, compute)
     meta = entry.meta
     layer_names = list(meta["layer_names"])
+    snapshots = {
+        int(epoch): {layer: entry.arrays[f"snapshot.{epoch}.{layer}"] for layer in layer_names}
+        for epoch in meta.get("snapshot_epochs", [])
+    }
     return TrainedLayers(
         history=meta["history"],
         test_loss=meta["test_loss"],
@@ -176,10 +200,29 @@ def train_and_extract(cfg: DictConfig, dataset: Dataset, cache: StageCache, time
         train={"input": dataset.X_train, **{layer: entry.arrays[f"train.{layer}"] for layer in layer_names}},
         test={"input": dataset.X_test, **{layer: entry.arrays[f"test.{layer}"] for layer in layer_names}},
         key=config_key(key_config),
+        snapshots=snapshots,
+        snapshot_subset=entry.arrays.get("snapshot_subset"),
     )
 
 
-def train_network(cfg: DictConfig, dataset: Dataset):
+def snapshot_recorder(cfg: DictConfig, dataset: Dataset):
+    """Return the Keras callback that records the evolution subset per epoch, and the subset.
+
+    Returns ``(None, None)`` when evolution is off, so training runs exactly as without it.
+    """
+    if not evolution_enabled(cfg):
+        return None, None
+    from src.evolution import activation_recorder, evolution_subset, snapshot_epochs
+    from src.model import hidden_layer_names
+
+    epochs = snapshot_epochs(list(cfg.evolution.epochs), cfg.train.epochs)
+    subset = evolution_subset(dataset.y_test, cfg.evolution.n_points, cfg.seed)
+    layer_names = hidden_layer_names(cfg.model.hidden_units)
+    log.info("evolution: recording %d test digits after epochs %s", len(subset), epochs)
+    return activation_recorder(dataset.X_test[subset], layer_names, epochs), subset
+
+
+def train_network(cfg: DictConfig, dataset: Dataset, callbacks=()):
     """Hold out the validation part of the training digits and train the MLP on the rest."""
     from src.model import train_mlp
 
@@ -190,6 +233,7 @@ def train_network(cfg: DictConfig, dataset: Dataset):
     return train_mlp(
         X_fit, y_fit, X_val, y_val, dataset.X_test, dataset.y_test,
         model_cfg=cfg.model, train_cfg=cfg.train, dropout=cfg.dropout, seed=cfg.seed, progress=cfg.progress,
+        callbacks=callbacks,
     )
 
 
@@ -219,23 +263,96 @@ def log_training(layers: TrainedLayers, output_dir: Path) -> None:
 
 def map_layers(
     cfg: DictConfig, dataset: Dataset, layers: TrainedLayers, cache: StageCache, output_dir: Path, timer: StageTimer
-) -> pd.DataFrame:
+) -> tuple[pd.DataFrame, dict]:
     """Embed, score and plot the input and every hidden layer.
 
     Returns
     -------
-    DataFrame
+    table : DataFrame
         One row per layer (``input``, ``hidden_1``, ...), columns ``2d_k<k>`` for the
-        map and ``full_k<k>`` for the layer's full space.
+        map and ``full_k<k>`` for the layer's full space, then, with ``quality.enabled``,
+        the map-quality metrics of score_quality().
+    embeddings : dict of str to Embedding
+        Each layer's map.
     """
-    rows = {}
+    rows, embeddings = {}, {}
     for layer in layers.train:
         with timer.stage(f"embed/{layer}"):
-            embedding = embed_layer(cfg, layer, layers, cache)
-        rows[layer] = score_and_plot(cfg, layer, layers, embedding, dataset, output_dir, timer)
+            embeddings[layer] = embed_layer(cfg, layer, layers, cache)
+        rows[layer] = score_and_plot(cfg, layer, layers, embeddings[layer], dataset, output_dir, timer)
+        if quality_enabled(cfg):
+            with timer.stage(f"quality/{layer}"):
+                rows[layer].update(score_quality(cfg, layer, layers, embeddings[layer], dataset, cache, rows[layer]))
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "layer"
-    return table
+    return table, embeddings
+
+
+def quality_enabled(cfg: DictConfig) -> bool:
+    """Whether the config asks for map-quality metrics (an older config has no quality section)."""
+    return bool(OmegaConf.select(cfg, "quality.enabled", default=False))
+
+
+def score_quality(cfg, layer, layers, embedding, dataset, cache, knn_row) -> dict[str, float]:
+    """Score how faithful one layer's map is, log the metrics and return them for the table.
+
+    Logs ``trustworthiness/<layer>``, ``continuity/<layer>``, ``triplet_acc/<layer>``,
+    ``distance_spearman/<layer>``, ``silhouette/<layer>``, ``knn_retention/<layer>/k<k>``
+    (2-D over full-space kNN accuracy) and, with ``quality.probe``, ``probe_acc/<layer>``.
+    """
+    import mlflow
+
+    from src.quality import knn_retention, map_quality, validate_quality_config
+
+    settings = validate_quality_config(OmegaConf.to_container(cfg.quality, resolve=True))
+    start = time.perf_counter()
+    scores = map_quality(
+        layers.train[layer], layers.test[layer], dataset.y_train, dataset.y_test,
+        embedding.train, embedding.test,
+        k=settings["k"], n_points=settings["n_points"], n_triplets=settings["n_triplets"],
+        n_pairs=settings["n_pairs"], seed=cfg.seed,
+    )
+    for k in cfg.knn.k:
+        scores[f"knn_retention_k{k}"] = knn_retention(knn_row[f"2d_k{k}"], knn_row[f"full_k{k}"])
+    if settings["probe"]:
+        scores["probe_acc"] = probe_layer(cfg, layer, layers, dataset, cache)
+
+    metrics = {}
+    for name, value in scores.items():
+        if name.startswith("knn_retention_k"):
+            metrics[f"knn_retention/{layer}/k{name.removeprefix('knn_retention_k')}"] = value
+        else:
+            metrics[f"{name}/{layer}"] = value
+    mlflow.log_metrics({key: value for key, value in metrics.items() if np.isfinite(value)})
+    log.info(
+        "%s map quality: trustworthiness %.3f, continuity %.3f, triplet accuracy %.3f, distance Spearman %.3f, "
+        "silhouette %.3f%s (%.1f s)",
+        layer, scores["trustworthiness"], scores["continuity"], scores["triplet_acc"], scores["distance_spearman"],
+        scores["silhouette"], f", linear probe {scores['probe_acc']:.3f}" if "probe_acc" in scores else "",
+        time.perf_counter() - start,
+    )
+    return scores
+
+
+def probe_layer(cfg: DictConfig, layer: str, layers: TrainedLayers, dataset: Dataset, cache: StageCache) -> float:
+    """Return the test accuracy of a linear probe on the layer's activations, or load it from the cache.
+
+    The probe depends on the layer, not on the map, so every job of a sweep over embedders
+    reuses the first job's result.
+    """
+    from src.quality import linear_probe_accuracy
+
+    key_config = {"training": layers.key, "layer": layer, "seed": cfg.seed}
+    versions = library_versions("numpy", "scikit-learn")
+
+    def compute(folder: Path):
+        accuracy = linear_probe_accuracy(
+            layers.train[layer], dataset.y_train, layers.test[layer], dataset.y_test, seed=cfg.seed
+        )
+        return {}, {"accuracy": accuracy}
+
+    entry = cache.get_or_compute("probe", key_config, versions, compute, label=f"probe/{layer}")
+    return float(entry.meta["accuracy"])
 
 
 def embed_layer(cfg: DictConfig, layer: str, layers: TrainedLayers, cache: StageCache):
@@ -293,3 +410,81 @@ def score_and_plot(cfg, layer, layers, embedding, dataset, output_dir, timer) ->
     )
     mlflow.log_artifact(str(coordinates), artifact_path="embeddings")
     return {**{f"2d_k{k}": accuracy_2d[k] for k in ks}, **{f"full_k{k}": accuracy_full[k] for k in ks}}
+
+
+def follow_training(cfg, dataset, layers, embeddings, cache, output_dir, timer) -> None:
+    """Map each hidden layer's per-epoch snapshots, align them, and log curves, a GIF and a PNG.
+
+    For each hidden layer: one map per snapshot epoch with the run's embedder (stage cache
+    ``evolution``), the kNN accuracy of each epoch's map as the step metric
+    ``evolution_knn/<layer>/k<k>`` (step = epoch), the same score of the run's final map on
+    the same digits as ``evolution_knn_final_map/<layer>/k<k>``, an animated GIF (and an MP4
+    where ffmpeg is installed) and a small-multiples PNG under the artifact folder ``evolution``.
+    """
+    import mlflow
+    from mlflow.entities import Metric
+    from mlflow.utils.time import get_current_time_millis
+
+    from src import evolution
+    from src.embedding import LIBRARIES
+
+    subset = layers.snapshot_subset
+    y_subset = dataset.y_test[subset]
+    ks = list(cfg.knn.k)
+    folder = output_dir / "evolution"
+    folder.mkdir(exist_ok=True)
+    run_id = mlflow.active_run().info.run_id
+    for layer in layers.layer_names:
+        with timer.stage(f"evolution/{layer}"):
+            snapshots = {epoch: activations[layer] for epoch, activations in layers.snapshots.items()}
+            maps = evolution_maps(cfg, layer, layers, snapshots, cache, LIBRARIES)
+            scores = evolution.per_epoch_knn(maps, y_subset, ks, seed=cfg.seed)
+            final = evolution.per_epoch_knn({0: embeddings[layer].test[subset]}, y_subset, ks, seed=cfg.seed)[0]
+
+            now = get_current_time_millis()
+            curve = [
+                Metric(key=f"evolution_knn/{layer}/k{k}", value=float(by_k[k]), timestamp=now, step=int(epoch))
+                for epoch, by_k in scores.items()
+                for k in ks
+            ]
+            mlflow.tracking.MlflowClient().log_batch(run_id, metrics=curve)
+            mlflow.log_metrics({f"evolution_knn_final_map/{layer}/k{k}": final[k] for k in ks})
+
+            captions = {epoch: f"kNN {by_k[ks[0]]:.2f}" for epoch, by_k in scores.items()}
+            title = f"{cfg.embedder.name} · {layer} · {len(subset)} test digits, aligned maps per epoch"
+            paths = [
+                evolution.save_animation(maps, y_subset, title, folder / f"evolution_{layer}.gif",
+                                         fps=cfg.evolution.fps, captions=captions),
+                evolution.save_small_multiples(maps, y_subset, title, folder / f"evolution_{layer}.png",
+                                               captions=captions),
+                evolution.save_mp4(maps, y_subset, title, folder / f"evolution_{layer}.mp4",
+                                   fps=cfg.evolution.fps, captions=captions),
+            ]
+            for path in paths:
+                if path is not None:
+                    mlflow.log_artifact(str(path), artifact_path="evolution")
+        trend = ", ".join(f"epoch {epoch} {by_k[ks[0]]:.3f}" for epoch, by_k in scores.items())
+        log.info("%s evolution, kNN accuracy (k=%d) of the subset's maps: %s; final map %.3f",
+                 layer, ks[0], trend, final[ks[0]])
+
+
+def evolution_maps(cfg, layer, layers, snapshots, cache, libraries) -> dict[int, np.ndarray]:
+    """Return one layer's aligned per-epoch maps, or load them from the cache."""
+    from src.evolution import aligned_maps
+
+    key_config = {
+        "training": layers.key,
+        "layer": layer,
+        "embedder": OmegaConf.to_container(cfg.embedder, resolve=True),
+        "seed": cfg.seed,
+    }
+    versions = library_versions("numpy", "scipy", *libraries[cfg.embedder.name])
+
+    def compute(folder: Path):
+        result = aligned_maps(snapshots, cfg.embedder, cfg.seed, cfg.progress)
+        arrays = {f"aligned.{epoch}": value for epoch, value in result.aligned.items()}
+        arrays.update({f"unaligned.{epoch}": value for epoch, value in result.unaligned.items()})
+        return arrays, {"epochs": sorted(result.aligned)}
+
+    entry = cache.get_or_compute("evolution", key_config, versions, compute, label=f"evolution/{layer}")
+    return {int(epoch): entry.arrays[f"aligned.{epoch}"] for epoch in entry.meta["epochs"]}

@@ -141,6 +141,65 @@ def plot_scatter_grid(client, runs, table: pd.DataFrame, k: int, path: Path) -> 
     return path
 
 
+# Map-quality metrics, logged per layer as ``<name>/<layer>``, in the order the summary shows them.
+QUALITY_METRICS = ("trustworthiness", "continuity", "triplet_acc", "distance_spearman", "silhouette", "probe_acc")
+
+
+def quality_table(runs) -> pd.DataFrame:
+    """Return one row per (run, layer) with the map-quality metrics the run logged.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``run_name``, ``embedder``, ``layer`` and one per name in `QUALITY_METRICS`
+        (NaN where a run did not log it). Empty when no run logged any.
+    """
+    rows = {}
+    for run in runs:
+        for key, value in run.data.metrics.items():
+            name, _, layer = key.partition("/")
+            if name in QUALITY_METRICS and layer and "/" not in layer:
+                row = rows.setdefault(
+                    (run.info.run_id, layer),
+                    {"run_name": run.info.run_name, "embedder": run.data.tags.get("embedder", "?"), "layer": layer},
+                )
+                row[name] = value
+    columns = ["run_name", "embedder", "layer", *QUALITY_METRICS]
+    table = pd.DataFrame(list(rows.values()), columns=columns)
+    return table.sort_values(["run_name", "layer"], key=_layer_order).reset_index(drop=True)
+
+
+def plot_quality_heatmaps(table: pd.DataFrame, path: Path) -> Path:
+    """Save one layers x runs heatmap per map-quality metric, side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = [name for name in QUALITY_METRICS if table[name].notna().any()]
+    n_runs = table.run_name.nunique()
+    n_layers = table.layer.nunique()
+    fig, axes = plt.subplots(
+        1, len(metrics), figsize=(len(metrics) * (1.5 + 1.1 * n_runs), 1.8 + 0.5 * n_layers),
+        squeeze=False, constrained_layout=True,
+    )
+    for ax, name in zip(axes[0], metrics):
+        grid = table.pivot_table(index="layer", columns="run_name", values=name, sort=False)
+        # Silhouette and the distance correlation can be negative; the others lie in [0, 1].
+        low = -1 if name in ("silhouette", "distance_spearman") else 0
+        ax.imshow(grid.to_numpy(), cmap="viridis", vmin=low, vmax=1, aspect="auto")
+        ax.set_title(name, fontsize=10)
+        ax.set_xticks(range(grid.shape[1]), grid.columns, rotation=30, ha="right", rotation_mode="anchor", fontsize=7)
+        ax.set_yticks(range(grid.shape[0]), grid.index)
+        for (row, column), value in np.ndenumerate(grid.to_numpy()):
+            shade = (value - low) / (1 - low)
+            ax.text(column, row, f"{value:.2f}", ha="center", va="center", fontsize=8,
+                    color="white" if shade < 0.6 else "black")
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def child_runs(client, parent_run_id: str):
     """Return the runs nested under a parent run, oldest first."""
     parent = client.get_run(parent_run_id)
@@ -169,6 +228,11 @@ def write_summary(client, runs, folder: Path) -> dict[str, Path]:
     grid = plot_scatter_grid(client, runs, table, k, folder / "summary_scatter_grid.png")
     if grid is not None:
         files["grid"] = grid
+    quality = quality_table(runs)
+    if not quality.empty:
+        files["quality_csv"] = folder / "summary_quality.csv"
+        quality.to_csv(files["quality_csv"], index=False, float_format="%.4f")
+        files["quality_heatmaps"] = plot_quality_heatmaps(quality, folder / "summary_quality_heatmaps.png")
     return files
 
 

@@ -16,17 +16,23 @@ from urllib.parse import urlparse
 from src.data import expected_sizes
 from src.embedding import validate_embedder_config
 from src.errors import ConfigError
+from src.evolution import validate_evolution_config
 from src.model import ACTIVATIONS, N_CLASSES, OPTIMIZERS
 from src.paths import resolve_path
+from src.quality import validate_quality_config
 from src.scoring import validate_k
 from src.tracking import resolve_tracking_uri
 
 
 # Keys of each config section, as the files in conf/ define them. A key added on the
 # command line with `+` that is not here is rejected instead of silently ignored. The
-# embedder's keys are checked against its library's parameters instead.
+# embedder's keys are checked against its library's parameters instead, and the keys of
+# quality and evolution by their own validators.
 KNOWN_KEYS = {
-    "": {"data", "model", "train", "embedder", "knn", "tracking", "cache", "dropout", "seed", "progress"},
+    "": {
+        "data", "model", "train", "embedder", "knn", "tracking", "cache", "quality", "evolution",
+        "dropout", "seed", "progress",
+    },
     "data": {"name", "path", "test_size", "val_size", "n_train", "n_test"},
     "model": {"name", "hidden_units", "activation"},
     "train": {"epochs", "batch_size", "optimizer", "learning_rate"},
@@ -99,8 +105,8 @@ def _is_number(value) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def _check_data(data: Mapping, problems: list[str]) -> int | None:
-    """Check the data group and return the number of training digits when it is known."""
+def _check_data(data: Mapping, problems: list[str]) -> tuple[int | None, int | None]:
+    """Check the data group and return the numbers of training and test digits when they are known."""
     val_size = data.get("val_size")
     if val_size is not None and not (_is_number(val_size) and 0 <= val_size < 1):
         problems.append(f"data.val_size must be a number in [0, 1) or null; got {val_size!r}.")
@@ -120,10 +126,10 @@ def _check_data(data: Mapping, problems: list[str]) -> int | None:
         sizes = expected_sizes(data)
     except ConfigError as error:
         problems.append(str(error))
-        return None
+        return None, None
     if sizes is None:
-        return None
-    n_train = sizes[0]
+        return None, None
+    n_train, n_test = sizes
     if _is_number(val_size) and 0 < val_size < 1:
         # train_test_split holds out ceil(val_size * n) points; each side needs every digit.
         n_val = math.ceil(val_size * n_train)
@@ -133,7 +139,7 @@ def _check_data(data: Mapping, problems: list[str]) -> int | None:
                 f"{n_val} to validate, but each side needs at least {N_CLASSES}, one per digit. "
                 "Choose a share nearer 0.25, or set data.val_size=0 for no validation curves."
             )
-    return n_train
+    return n_train, n_test
 
 
 def _check_model(cfg: Mapping, problems: list[str]) -> None:
@@ -189,6 +195,12 @@ def _check_run(cfg: Mapping, problems: list[str]) -> None:
         )
 
 
+def _section(cfg: Mapping, name: str) -> Mapping:
+    """Return a config section that may be absent (an older config), as a mapping."""
+    section = cfg.get(name)
+    return {} if section is None else section
+
+
 def _collect(check: Callable[[], None], problems: list[str]) -> None:
     """Run a check that raises ConfigError and keep its message."""
     try:
@@ -213,12 +225,15 @@ def validate_config(cfg: Mapping) -> None:
     """
     problems: list[str] = []
     _check_known_keys(cfg, problems)
-    n_train = _check_data(cfg["data"], problems)
+    n_train, n_test = _check_data(cfg["data"], problems)
     _check_model(cfg, problems)
     _check_train(cfg["train"], problems)
     _check_run(cfg, problems)
     _collect(lambda: validate_embedder_config(cfg["embedder"]), problems)
     _collect(lambda: validate_k(cfg["knn"].get("k"), n_train), problems)
+    n_points = None if n_train is None else n_train + n_test
+    _collect(lambda: validate_quality_config(_section(cfg, "quality"), n_points), problems)
+    _collect(lambda: validate_evolution_config(_section(cfg, "evolution")), problems)
 
     if problems:
         raise ConfigError("Invalid config:\n  - " + "\n  - ".join(problems))

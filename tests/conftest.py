@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -58,10 +59,14 @@ def run_cli(tmp_path):
     return _run
 
 
-def run_main(args, tmp_path: Path, timeout: float = 900, extra_env=None) -> subprocess.CompletedProcess:
+def run_main(
+    args, tmp_path: Path, timeout: float = 900, extra_env=None, handle_sigint: bool = False
+) -> subprocess.CompletedProcess:
     """Run ``python -m src.main ARGS`` with MLflow, Hydra and cache output under ``tmp_path``.
 
-    Each of those defaults is left out when ``args`` set the same key.
+    Each of those defaults is left out when ``args`` set the same key. ``handle_sigint``
+    restores the default SIGINT action in the job (see _default_sigint); it uses a
+    ``preexec_fn``, which is not safe when other threads start processes at the same time.
     """
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **(extra_env or {})}
     defaults = [
@@ -79,8 +84,18 @@ def run_main(args, tmp_path: Path, timeout: float = 900, extra_env=None) -> subp
         *(default for default in defaults if default.split("=", 1)[0] not in overridden_keys),
     ]
     return subprocess.run(
-        command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
+        command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False,
+        preexec_fn=_default_sigint if handle_sigint else None,
     )
+
+
+def _default_sigint() -> None:
+    """Let the job handle Ctrl-C even when pytest itself was started in the background.
+
+    A shell starts background commands with SIGINT ignored, children inherit that, and Python
+    then installs no KeyboardInterrupt handler.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @pytest.fixture

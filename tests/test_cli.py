@@ -69,6 +69,14 @@ def _check_run_complete(run, tmp_path, layers=("input", "hidden_1", "hidden_2"),
             assert 0.0 <= metrics[f"knn_acc_full/{layer}/k{k}"] <= 1.0
     knn_metrics = [key for key in metrics if key.startswith("knn_acc")]
     assert len(knn_metrics) == 2 * len(layers) * len(ks)
+    for layer in layers:
+        for name in ("trustworthiness", "continuity", "triplet_acc", "probe_acc"):
+            assert 0.0 <= metrics[f"{name}/{layer}"] <= 1.0
+        for name in ("distance_spearman", "silhouette"):
+            assert -1.0 <= metrics[f"{name}/{layer}"] <= 1.0
+        for k in ks:
+            retention = metrics[f"knn_retention/{layer}/k{k}"]
+            assert retention == pytest.approx(metrics[f"knn_acc/{layer}/k{k}"] / metrics[f"knn_acc_full/{layer}/k{k}"])
     for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_accuracy", "test_loss"):
         assert key in metrics, key
 
@@ -110,7 +118,7 @@ def test_sweep_logs_one_complete_run_per_job(run_cli, tmp_path, small_job):
     artifacts = {item.path for item in client.list_artifacts(parent.info.run_id)}
     expected = {
         "jobs.json", "summary_knn_accuracy.csv", "summary_knn_accuracy.md",
-        "summary_heatmap.png", "summary_scatter_grid.png",
+        "summary_heatmap.png", "summary_scatter_grid.png", "summary_quality.csv", "summary_quality_heatmaps.png",
     }
     assert expected <= artifacts
 
@@ -123,6 +131,9 @@ def test_sweep_logs_one_complete_run_per_job(run_cli, tmp_path, small_job):
     for run in runs:
         assert f"{run.data.metrics['knn_acc/hidden_2/k5']:.3f}" in compare.stdout
     assert "best map at k=5:" in compare.stdout
+    assert "map quality" in compare.stdout
+    for run in runs:
+        assert f"{run.data.metrics['trustworthiness/hidden_2']:.3f}" in compare.stdout
     assert "Downloading artifacts" not in compare.stderr
     assert sorted(path.name for path in out.iterdir()) == sorted(expected - {"jobs.json"})
 
@@ -137,18 +148,20 @@ def _parent_run(tmp_path):
     return parent
 
 
-def test_sweep_with_failing_job_finishes_others(run_cli, tmp_path, small_job):
+def test_sweep_with_an_invalid_job_starts_no_job(run_cli, tmp_path, small_job):
     result = run_cli(["-m", *small_job, "dropout=0.2,1.5"])
-    assert result.returncode != 0
-    assert "dropout must be a number in [0, 1); got 1.5" in result.stdout + result.stderr
+    output = result.stdout + result.stderr
 
-    (finished,) = _finished_runs(tmp_path)
-    assert finished.info.status == "FINISHED"
-    parent = _parent_run(tmp_path)
-    assert parent.info.status == "FAILED"
-    assert parent.data.metrics["jobs_finished"] == 1
-    assert parent.data.metrics["jobs_failed"] == 1
-    assert "dropout must be a number in [0, 1); got 1.5" in parent.data.tags["failed_job.1"]
+    assert result.returncode == 2
+    assert "1 of 2 jobs of the sweep have an invalid config; no job was started." in output
+    assert "dropout must be a number in [0, 1); got 1.5" in output
+    assert "Traceback" not in output
+    assert "stage data: started" not in output
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+    try:
+        assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
+    finally:
+        mlflow.set_tracking_uri(None)
 
 
 def test_parallel_sweep_loses_no_run(run_cli, tmp_path, small_job):
@@ -185,7 +198,8 @@ def test_sweep_trains_once_and_reruns_from_cache(run_cli, tmp_path, small_job):
     assert len(reruns) == 2
     for run in reruns:
         outcomes = {key: value for key, value in run.data.tags.items() if key.startswith("cache.")}
-        assert len(outcomes) == 4
+        # The network, one map per layer and one linear probe per layer.
+        assert len(outcomes) == 7
         assert set(outcomes.values()) == {"hit"}, outcomes
 
     metrics = {}
@@ -268,3 +282,30 @@ def test_sigterm_ends_run_killed(tmp_path, small_job):
     assert run.info.status == "KILLED"
     leftovers = list((tmp_path / "cache" / "train").glob(".*"))
     assert leftovers == []
+
+
+def test_evolution_logs_aligned_frames_and_curves(run_cli, tmp_path, small_job):
+    from PIL import Image
+
+    overrides = [o for o in small_job if not o.startswith("train.epochs=")]
+    result = run_cli([*overrides, "train.epochs=6", "evolution.enabled=true", "evolution.n_points=300"])
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    (run,) = _finished_runs(tmp_path)
+    snapshot_epochs = [0, 1, 2, 5, 6]
+    client = mlflow.tracking.MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+    artifacts = {item.path for item in client.list_artifacts(run.info.run_id, "evolution")}
+    for layer in ("hidden_1", "hidden_2"):
+        assert {f"evolution/evolution_{layer}.gif", f"evolution/evolution_{layer}.png"} <= artifacts
+        gif = client.download_artifacts(run.info.run_id, f"evolution/evolution_{layer}.gif", str(tmp_path))
+        with Image.open(gif) as image:
+            assert image.n_frames == len(snapshot_epochs)
+        curve = client.get_metric_history(run.info.run_id, f"evolution_knn/{layer}/k3")
+        assert [metric.step for metric in sorted(curve, key=lambda m: m.step)] == snapshot_epochs
+    # The last snapshot's map and the run's own map score the same digits alike. They are
+    # different PCA fits (300 digits versus all of them), so they agree only roughly.
+    last = max(client.get_metric_history(run.info.run_id, "evolution_knn/hidden_2/k3"), key=lambda m: m.step)
+    assert last.value == pytest.approx(run.data.metrics["evolution_knn_final_map/hidden_2/k3"], abs=0.1)
+    output = result.stdout + result.stderr
+    assert "stage evolution/hidden_2: done" in output
+    assert run.data.tags["cache.evolution/hidden_1"] == "miss"
