@@ -76,8 +76,8 @@ def main(argv=None) -> int:
     quality = quality_table(runs)
     if not quality.empty:
         print("\nmap quality (trustworthiness and continuity at quality.k; probe_acc scores the layer, not the map)\n")
-        shown = quality.drop(columns="embedder").set_index(["run_name", "layer"]).dropna(axis="columns", how="all")
-        print(shown.to_string(float_format=lambda value: f"{value:.3f}"))
+        by_layer = quality.drop(columns="embedder").set_index(["run_name", "layer"]).dropna(axis="columns", how="all")
+        print(by_layer.to_string(float_format=lambda value: f"{value:.3f}"))
 
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)

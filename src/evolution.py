@@ -598,7 +598,7 @@ def plot_small_multiples(
     ----------
     maps_by_epoch : mapping of int to ndarray of shape (n_points, 2)
         Aligned maps, e.g. ``LayerEvolution.aligned``. Panels run in epoch order, at most
-        five per row.
+        five per row, spread evenly over the rows (six panels make two rows of three).
     y : ndarray of shape (n_points,)
         Digit labels, 0-9.
     title : str
@@ -617,8 +617,9 @@ def plot_small_multiples(
     cmap, norm = _digit_colours(plt)
     xlim, ylim = _shared_limits(maps_by_epoch)
 
-    n_columns = min(len(epochs), _MAX_COLUMNS)
-    n_rows = math.ceil(len(epochs) / n_columns)
+    # As few rows as five panels a row allow, then the panels spread evenly over them.
+    n_rows = math.ceil(len(epochs) / _MAX_COLUMNS)
+    n_columns = math.ceil(len(epochs) / n_rows)
     fig, axes = plt.subplots(
         n_rows, n_columns, figsize=(2.8 * n_columns + 0.9, 2.8 * n_rows + 0.6),
         squeeze=False, constrained_layout=True,

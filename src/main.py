@@ -55,7 +55,8 @@ def run_job(cfg: DictConfig, output_dir: Path, job_log: Path | None) -> float:
     cache = StageCache(resolve_path(cfg.cache.dir), enabled=cfg.cache.enabled)
 
     tracking_uri = tracking.resolve_tracking_uri(cfg.tracking.uri)
-    tracking.set_up_experiment(tracking_uri, cfg.tracking.experiment)
+    experiment_id = tracking.set_up_experiment(tracking_uri, cfg.tracking.experiment)
+    tracking.end_orphaned_runs(experiment_id)
     log.info("tracking to %s, experiment %r", tracking.redact_credentials(tracking_uri), cfg.tracking.experiment)
 
     # The run starts before the data are read, so a job that fails on its data still leaves

@@ -305,13 +305,25 @@ def score_quality(cfg, layer, layers, embedding, dataset, cache, knn_row) -> dic
     from src.quality import knn_retention, map_quality, validate_quality_config
 
     settings = validate_quality_config(OmegaConf.to_container(cfg.quality, resolve=True))
+    sampling = {key: settings[key] for key in ("k", "n_points", "n_triplets", "n_pairs")}
+    key_config = {
+        "training": layers.key,
+        "layer": layer,
+        "embedder": OmegaConf.to_container(cfg.embedder, resolve=True),
+        "seed": cfg.seed,
+        "quality": sampling,
+    }
+
+    def compute(folder: Path):
+        return {}, map_quality(
+            layers.train[layer], layers.test[layer], dataset.y_train, dataset.y_test,
+            embedding.train, embedding.test, seed=cfg.seed, **sampling,
+        )
+
     start = time.perf_counter()
-    scores = map_quality(
-        layers.train[layer], layers.test[layer], dataset.y_train, dataset.y_test,
-        embedding.train, embedding.test,
-        k=settings["k"], n_points=settings["n_points"], n_triplets=settings["n_triplets"],
-        n_pairs=settings["n_pairs"], seed=cfg.seed,
-    )
+    versions = library_versions("numpy", "scipy", "scikit-learn")
+    entry = cache.get_or_compute("quality", key_config, versions, compute, label=f"quality/{layer}")
+    scores = {name: float(value) for name, value in entry.meta.items()}
     for k in cfg.knn.k:
         scores[f"knn_retention_k{k}"] = knn_retention(knn_row[f"2d_k{k}"], knn_row[f"full_k{k}"])
     if settings["probe"]:

@@ -179,11 +179,15 @@ def plot_quality_heatmaps(table: pd.DataFrame, path: Path) -> Path:
     metrics = [name for name in QUALITY_METRICS if table[name].notna().any()]
     n_runs = table.run_name.nunique()
     n_layers = table.layer.nunique()
+    n_columns = min(3, len(metrics))
+    n_rows = -(-len(metrics) // n_columns)
     fig, axes = plt.subplots(
-        1, len(metrics), figsize=(len(metrics) * (1.5 + 1.1 * n_runs), 1.8 + 0.5 * n_layers),
+        n_rows, n_columns, figsize=(n_columns * (1.5 + 1.1 * n_runs), n_rows * (2.2 + 0.5 * n_layers)),
         squeeze=False, constrained_layout=True,
     )
-    for ax, name in zip(axes[0], metrics):
+    for ax in axes.flat[len(metrics):]:
+        ax.set_visible(False)
+    for ax, name in zip(axes.flat, metrics):
         grid = table.pivot_table(index="layer", columns="run_name", values=name, sort=False)
         # Silhouette and the distance correlation can be negative; the others lie in [0, 1].
         low = -1 if name in ("silhouette", "distance_spearman") else 0

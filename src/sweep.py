@@ -85,7 +85,7 @@ class MlflowSweepCallback(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         from src.errors import ConfigError
-        from src.tracking import resolve_tracking_uri, set_up_experiment
+        from src.tracking import process_tags, resolve_tracking_uri, set_up_experiment
 
         sweep_dir = Path(config.hydra.sweep.dir)
         try:
@@ -105,7 +105,10 @@ class MlflowSweepCallback(Callback):
             run = mlflow.tracking.MlflowClient().create_run(
                 experiment_id,
                 run_name=f"sweep {sweep_dir.parent.name}/{sweep_dir.name}",
-                tags={"sweep_id": str(sweep_dir), "sweep.role": "parent", "hydra.overrides": overrides},
+                tags={
+                    "sweep_id": str(sweep_dir), "sweep.role": "parent", "hydra.overrides": overrides,
+                    **process_tags(),
+                },
             )
         except Exception as error:  # noqa: BLE001 - a sweep must not fail for want of a parent run.
             log.warning("sweep: no MLflow parent run was created (%s: %s); jobs are logged unnested",

@@ -103,6 +103,68 @@ def check_server_responds(tracking_uri: str, timeout: float = 5.0) -> None:
         ) from None
 
 
+def process_tags() -> dict[str, str]:
+    """Tags that identify the process that owns a run: host, process id and its start time."""
+    return {"process.host": socket.gethostname(), "process.pid": str(os.getpid()), "process.start": _start_time(os.getpid())}
+
+
+def _start_time(pid: int) -> str:
+    """Return the start time of a process in clock ticks since boot (Linux), or "" elsewhere.
+
+    Tells a live process from a later one that was given the same id.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    # Field 22; the command name (field 2) may contain spaces, so count from its closing parenthesis.
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _process_alive(pid: int, start: str) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return not start or _start_time(pid) in ("", start)
+
+
+def end_orphaned_runs(experiment_id: str) -> list[str]:
+    """End as KILLED the RUNNING runs of this host whose process no longer exists.
+
+    A job killed with SIGKILL, or a machine that lost power, cannot end its own run, which
+    would stay RUNNING in the UI for ever. Each job started here checks its experiment
+    for such runs first. Runs of other hosts are left alone: their processes cannot be seen.
+
+    Returns
+    -------
+    list of str
+        Ids of the runs ended.
+    """
+    import mlflow
+
+    client = mlflow.tracking.MlflowClient()
+    host = socket.gethostname()
+    running = client.search_runs(
+        [experiment_id],
+        filter_string=f"attributes.status = 'RUNNING' and tags.`process.host` = '{host}'",
+        max_results=1000,
+    )
+    ended = []
+    for run in running:
+        tags = run.data.tags
+        if not tags.get("process.pid", "").isdigit() or _process_alive(int(tags["process.pid"]), tags.get("process.start", "")):
+            continue
+        client.set_tag(run.info.run_id, "ended_by", f"a later job: process {tags['process.pid']} on {host} had died")
+        client.set_terminated(run.info.run_id, status="KILLED")
+        log.warning("MLflow run %s (%s) was RUNNING, but its process %s is gone; ended it as KILLED",
+                    run.info.run_id, run.info.run_name, tags["process.pid"])
+        ended.append(run.info.run_id)
+    return ended
+
+
 def redact_credentials(uri: str) -> str:
     """Return the URI without a user name or password, for logs and MLflow parameters."""
     parsed = urlparse(uri)
@@ -138,7 +200,7 @@ def tracked_run(run_name: str, tags: Mapping[str, str], job_log: Path | None = N
     """
     import mlflow
 
-    run = mlflow.start_run(run_name=run_name, tags=dict(tags))
+    run = mlflow.start_run(run_name=run_name, tags={**tags, **process_tags()})
     status = "FAILED"
     try:
         yield run.info.run_id

@@ -198,8 +198,8 @@ def test_sweep_trains_once_and_reruns_from_cache(run_cli, tmp_path, small_job):
     assert len(reruns) == 2
     for run in reruns:
         outcomes = {key: value for key, value in run.data.tags.items() if key.startswith("cache.")}
-        # The network, one map per layer and one linear probe per layer.
-        assert len(outcomes) == 7
+        # The network, then per layer its map, the map's quality scores and a linear probe.
+        assert len(outcomes) == 10
         assert set(outcomes.values()) == {"hit"}, outcomes
 
     metrics = {}

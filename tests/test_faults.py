@@ -118,13 +118,17 @@ def test_killed_job_leaves_no_entry_that_loads(tmp_path, reliability_record):
     assert len(scratch) == len(leftovers) <= 1
 
     resumed = run_main(JOB, tmp_path)
-    final = _runs(tmp_path)[-1]
+    orphan, final = _runs(tmp_path)
     lost = EXPECTED_METRICS - set(final.data.metrics)
     reliability_record(
-        kind="fault", name="SIGKILL during embed", consistent=resumed.returncode == 0 and not lost,
+        kind="fault", name="SIGKILL during embed",
+        consistent=resumed.returncode == 0 and not lost and orphan.info.status == "KILLED",
         runs_lost=int(final.info.status != "FINISHED"), metrics_lost=len(lost),
     )
     assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-3000:]
+    # The next job finds the killed job's run RUNNING with its process gone, and ends it.
+    assert orphan.info.status == "KILLED"
+    assert "had died" in orphan.data.tags["ended_by"]
     assert final.info.status == "FINISHED"
     assert final.data.tags["cache.train"] == "hit"
     assert final.data.tags["cache.embed/input"] == "miss"

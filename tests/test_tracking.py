@@ -82,3 +82,30 @@ def test_tracked_run_killed_on_interrupt(store):
         with tracked_run("interrupted", {}) as run_id:
             raise KeyboardInterrupt
     assert _status(run_id) == "KILLED"
+
+
+def test_orphaned_run_is_ended_and_live_one_kept(tmp_path):
+    import socket
+    import subprocess
+
+    from src.tracking import end_orphaned_runs, process_tags, set_up_experiment
+
+    experiment_id = set_up_experiment(f"sqlite:///{tmp_path}/mlflow.db", "orphans")
+    client = mlflow.tracking.MlflowClient()
+    # A process that has exited: its id names no running process now.
+    dead_pid = subprocess.Popen(["true"])
+    dead_pid.wait()
+    host = {"process.host": socket.gethostname()}
+    orphan = client.create_run(experiment_id, tags={**host, "process.pid": str(dead_pid.pid), "process.start": "1"})
+    live = client.create_run(experiment_id, tags=process_tags())
+    elsewhere = client.create_run(experiment_id, tags={"process.host": "another-host", "process.pid": str(dead_pid.pid)})
+
+    try:
+        ended = end_orphaned_runs(experiment_id)
+    finally:
+        mlflow.set_tracking_uri(None)
+
+    assert ended == [orphan.info.run_id]
+    assert client.get_run(orphan.info.run_id).info.status == "KILLED"
+    assert client.get_run(live.info.run_id).info.status == "RUNNING"
+    assert client.get_run(elsewhere.info.run_id).info.status == "RUNNING"
