@@ -323,9 +323,10 @@ def _parse_idx_header(raw: bytes, path: Path) -> tuple[np.dtype, tuple[int, ...]
     """Return the value dtype, the shape and the header length in bytes of an IDX file."""
     if len(raw) < 4 or raw[:2] != b"\x00\x00":
         raise DataError(
-            f"{path} is not an IDX file: the magic number must start with two zero bytes; "
-            f"got {raw[:4].hex(' ') or 'an empty file'}. Check that data.path points at the "
-            f"MNIST IDX files."
+            f"{path} is not an MNIST IDX file: its first bytes must be 00 00, but they are "
+            f"{raw[:4].hex(' ') or 'missing (the file is empty)'}"
+            f"{', the start of a gzip file, so it may be compressed twice' if raw[:2] == bytes([0x1F, 0x8B]) else ''}. "
+            "Download it again, or check that data.path points at the MNIST IDX files."
         )
     type_code, ndim = raw[2], raw[3]
     if type_code not in _IDX_DTYPES:
@@ -530,15 +531,17 @@ def _load_mnist_npz(path: Path) -> _MnistArrays:
     """Read and check a Keras-format MNIST archive with the arrays ``_NPZ_KEYS``."""
     if path.is_file() and not zipfile.is_zipfile(path):
         raise DataError(
-            f"{path} is not an .npz (zip) archive. Set data.path to a Keras-format mnist.npz "
+            f"{path} cannot be read as an .npz (zip) archive: the file is truncated, or it is not an "
+            "npz file (a failed download often saves an HTML error page under the file's name). "
+            "Download mnist.npz again, or set data.path to a Keras-format mnist.npz "
             "(keys x_train, y_train, x_test, y_test) or to a folder with the four MNIST IDX files."
         )
     try:
         archive = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         raise DataError(
-            f"{path} is not a readable .npz archive: {error}. Set data.path to a Keras-format "
-            f"mnist.npz or a folder with the four MNIST IDX files."
+            f"{path} is truncated or corrupt: numpy could not read it as an .npz archive ({error}). "
+            "Download mnist.npz again, or set data.path to a folder with the four MNIST IDX files."
         ) from error
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise DataError(
@@ -627,8 +630,9 @@ def _check_mnist_part(
     invalid = np.unique(labels[(labels < 0) | (labels >= _N_CLASSES)])
     if invalid.size:
         raise DataError(
-            f"{labels_source} must contain labels 0-9; got {invalid[:5].tolist()}"
-            f"{' and more' if invalid.size > 5 else ''}. Check that the file holds MNIST labels."
+            f"{labels_source} must contain labels 0-9; found the invalid labels "
+            f"{', '.join(str(label) for label in invalid[:5].tolist())}{' and more' if invalid.size > 5 else ''}. "
+            "Check that data.path points at MNIST and that the labels are its digit classes."
         )
 
     X = _scale_pixels(images.reshape(len(images), -1), images_source)

@@ -16,6 +16,7 @@ which takes seconds to minutes in every new process.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import functools
 import inspect
 import logging
@@ -29,6 +30,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from src.errors import ConfigError, DataError
+from src.paths import PROJECT_ROOT
 
 logger = logging.getLogger(__name__)
 
@@ -243,18 +245,30 @@ def validate_embedder_config(embedder_cfg: Mapping) -> None:
             )
     unknown = sorted(set(params) - KNOWN_PARAMS[name] - set(_RESERVED_PARAMS))
     if unknown:
+        close = difflib.get_close_matches(unknown[0], sorted(KNOWN_PARAMS[name]), n=1)
+        hint = f" Did you mean embedder.{close[0]}={params[unknown[0]]!r} (without +)?" if close else ""
         raise ConfigError(
-            f"embedder.{unknown[0]} is not a parameter of embedder={name}; got {params[unknown[0]]!r}. "
-            f"Remove it, or use one of: {', '.join(sorted(KNOWN_PARAMS[name]))}."
+            f"embedder.{unknown[0]} is not a parameter of embedder={name}; got {params[unknown[0]]!r}.{hint} "
+            f"Otherwise remove it, or use one of: {', '.join(sorted(KNOWN_PARAMS[name]))}."
         )
     for key, (rule, is_valid) in _PARAM_RULES[name].items():
         if key in params and not is_valid(params[key]):
-            raise ConfigError(
-                f"embedder.{key} {rule}; got {params[key]!r}. "
+            default = _configured_default(name, key)
+            example = f"Set e.g. embedder.{key}={default}, the value in conf/embedder/{name}.yaml." if default else (
                 f"Choose a value that follows the rule, or drop the override to use conf/embedder/{name}.yaml."
             )
+            raise ConfigError(f"embedder.{key} {rule}; got {params[key]!r}. {example}")
     if name == "umap":
         _check_min_dist(params)
+
+
+def _configured_default(name: str, key: str) -> str | None:
+    """Return the value of ``key`` in conf/embedder/<name>.yaml as text, or None."""
+    path = PROJECT_ROOT / "conf" / "embedder" / f"{name}.yaml"
+    if not path.is_file():
+        return None
+    value = OmegaConf.load(path).get(key)
+    return None if value is None else str(value)
 
 
 def _check_min_dist(params: Mapping) -> None:

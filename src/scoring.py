@@ -36,17 +36,16 @@ def validate_k(k: Sequence[int], n_train: int | None = None) -> None:
             "Set e.g. `knn.k=[3,5,10]`."
         )
     values = list(k)
-    upper = n_train if n_train is not None else np.inf
-    is_valid = [
-        isinstance(value, numbers.Integral) and not isinstance(value, bool) and 1 <= value < upper
-        for value in values
-    ]
-    if not all(is_valid):
-        if n_train is None:
-            raise ConfigError(f"knn.k must be whole numbers in [1, n_train); got {values}")
+    whole = [isinstance(value, numbers.Integral) and not isinstance(value, bool) for value in values]
+    if not all(whole) or min(values) < 1:
         raise ConfigError(
-            f"knn.k must be whole numbers in [1, n_train); got {values} with n_train={n_train}. "
-            "Lower the largest k or use more training points."
+            f"knn.k must be whole numbers >= 1; got {values}. Remove the values below 1, e.g. `knn.k=[3,5,10]`."
+        )
+    if n_train is not None and max(values) >= n_train:
+        raise ConfigError(
+            f"knn.k must be below the number of training digits, {n_train}; got {values}. "
+            f"Lower the largest k (at most {n_train - 1}), or use more training digits "
+            "(data.n_train, or data=mnist for the full set)."
         )
 
 

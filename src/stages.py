@@ -72,6 +72,7 @@ def run_tags(cfg: DictConfig) -> dict[str, str]:
     """Return the tags that identify a run: embedder, protocol, dataset and the Hydra job."""
     from hydra.core.hydra_config import HydraConfig
 
+    from src.redact import redact_text
     from src.sweep import read_parent
 
     tags = {
@@ -81,7 +82,7 @@ def run_tags(cfg: DictConfig) -> dict[str, str]:
     }
     if HydraConfig.initialized():
         runtime = HydraConfig.get()
-        tags["hydra.overrides"] = " ".join(runtime.overrides.task)
+        tags["hydra.overrides"] = redact_text(" ".join(runtime.overrides.task))
         tags["hydra.output_dir"] = str(runtime.runtime.output_dir)
         if runtime.mode.name == "MULTIRUN":
             tags["hydra.job_num"] = str(runtime.job.num)

@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 from filelock import FileLock
 
+from src.redact import redact_text
+
 log = logging.getLogger(__name__)
 
 OUTCOMES_FILE = "job_outcomes.json"
@@ -250,8 +252,8 @@ def record_job_outcome(parent: dict, job_num: int, overrides: list[str], error: 
         outcomes = json.loads(outcomes_path.read_text()) if outcomes_path.is_file() else {}
         outcomes[str(job_num)] = {
             "status": "FAILED" if error is not None else "FINISHED",
-            "overrides": " ".join(overrides),
-            "error": None if error is None else f"{type(error).__name__}: {error}",
+            "overrides": redact_text(" ".join(overrides)),
+            "error": None if error is None else redact_text(f"{type(error).__name__}: {error}"),
         }
         outcomes_path.write_text(json.dumps(outcomes, indent=2))
         _refresh_parent(client, parent, outcomes)

@@ -51,6 +51,7 @@ def validate_jobs(config: DictConfig) -> None:
     from hydra import compose
 
     from src.errors import ConfigError, DataError
+    from src.redact import redact_text
     from src.validation import validate_config
 
     rejected = []
@@ -64,11 +65,14 @@ def validate_jobs(config: DictConfig) -> None:
             validate_config(OmegaConf.to_container(OmegaConf.masked_copy(job, job_keys), resolve=True))
         except (ConfigError, DataError) as error:
             rules = str(error).removeprefix("Invalid config:\n")
-            rejected.append(f"job {number} ({' '.join(overrides)}):\n{rules}")
+            # Hydra escapes ":" and other grammar characters in values; show them as typed.
+            shown = redact_text(" ".join(overrides).replace("\\", ""))
+            rejected.append(f"job {number} ({shown}):\n{rules}")
     if rejected:
         raise ConfigError(
-            f"{len(rejected)} of {count_jobs(config)} jobs of the sweep have an invalid config; no job was started.\n"
+            f"Invalid sweep: {len(rejected)} of {count_jobs(config)} jobs have an invalid config, so no job was started.\n"
             + "\n".join(rejected)
+            + "\nFix or remove these values in the sweep's overrides, then run it again."
         )
 
 
@@ -85,23 +89,29 @@ class MlflowSweepCallback(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         from src.errors import ConfigError
+        from src.redact import redact_text
         from src.tracking import process_tags, resolve_tracking_uri, set_up_experiment
 
         sweep_dir = Path(config.hydra.sweep.dir)
         try:
             validate_jobs(config)
+            tracking_uri = resolve_tracking_uri(config.tracking.uri)
+            # Also checks that a tracking server responds, before any job starts.
+            experiment_id = set_up_experiment(tracking_uri, config.tracking.experiment)
         except ConfigError as error:
             log.error("%s", error)
             if os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
             raise SystemExit(2) from None
+        except Exception as error:  # noqa: BLE001 - a sweep must not fail for want of a parent run.
+            log.warning("sweep: no MLflow parent run was created (%s: %s); jobs are logged unnested",
+                        type(error).__name__, redact_text(str(error)))
+            return
         try:
             import mlflow
 
-            tracking_uri = resolve_tracking_uri(config.tracking.uri)
-            experiment_id = set_up_experiment(tracking_uri, config.tracking.experiment)
             n_jobs = count_jobs(config)
-            overrides = " ".join(config.hydra.overrides.task)
+            overrides = redact_text(" ".join(config.hydra.overrides.task))
             run = mlflow.tracking.MlflowClient().create_run(
                 experiment_id,
                 run_name=f"sweep {sweep_dir.parent.name}/{sweep_dir.name}",

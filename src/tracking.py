@@ -18,6 +18,7 @@ import pandas as pd
 
 from src.errors import ConfigError
 from src.paths import PROJECT_ROOT
+from src.redact import redact_credentials, redact_text  # noqa: F401 - other modules import redact_credentials from here
 
 log = logging.getLogger(__name__)
 
@@ -165,14 +166,6 @@ def end_orphaned_runs(experiment_id: str) -> list[str]:
     return ended
 
 
-def redact_credentials(uri: str) -> str:
-    """Return the URI without a user name or password, for logs and MLflow parameters."""
-    parsed = urlparse(uri)
-    if parsed.username or parsed.password:
-        return parsed._replace(netloc=parsed.hostname + (f":{parsed.port}" if parsed.port else "")).geturl()
-    return uri
-
-
 def flatten_params(config: Mapping, prefix: str = "") -> dict[str, str]:
     """Flatten a nested config into ``{"model.hidden_units": "[256, 64]", ...}``."""
     params: dict[str, str] = {}
@@ -209,7 +202,7 @@ def tracked_run(run_name: str, tags: Mapping[str, str], job_log: Path | None = N
         status = "KILLED"
         raise
     except Exception as error:
-        mlflow.set_tag("error", f"{type(error).__name__}: {error}"[:5000])
+        mlflow.set_tag("error", redact_text(f"{type(error).__name__}: {error}")[:5000])
         raise
     finally:
         if job_log is not None and job_log.is_file():

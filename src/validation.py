@@ -6,6 +6,7 @@ one, the fix. All broken rules are reported together, so one run shows every mis
 
 from __future__ import annotations
 
+import difflib
 import math
 import numbers
 import tempfile
@@ -45,6 +46,21 @@ KNOWN_KEYS = {
 TRACKING_SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql", "databricks")
 
 
+# Examples for the messages about a folder that cannot be written.
+_FOLDER_EXAMPLES = {
+    "tracking.uri": ", e.g. tracking.uri=sqlite:////tmp/mlruns/mlflow.db, or drop the override to use mlruns/",
+    "cache.dir": ", e.g. cache.dir=/tmp/layer-maps-cache, or turn the cache off with cache.enabled=false",
+}
+
+
+def _did_you_mean(key: str, known, section: str) -> str:
+    """Return " Did you mean <section>.<close key> (without +)?" for a near miss, else ""."""
+    close = difflib.get_close_matches(key, sorted(known), n=1)
+    if not close:
+        return ""
+    return f" Did you mean {section + '.' if section else ''}{close[0]} (without +)?"
+
+
 def _check_known_keys(cfg: Mapping, problems: list[str]) -> None:
     for section, known in KNOWN_KEYS.items():
         values = cfg if not section else cfg.get(section)
@@ -53,7 +69,7 @@ def _check_known_keys(cfg: Mapping, problems: list[str]) -> None:
         for key in sorted(set(values) - known):
             name = f"{section}.{key}" if section else key
             problems.append(
-                f"{name} is not a config key; got {name}={values[key]!r}. "
+                f"{name} is not a config key; got {name}={values[key]!r}.{_did_you_mean(key, known, section)} "
                 f"Known keys{' of ' + section if section else ''}: {', '.join(sorted(known))}."
             )
 
@@ -68,15 +84,18 @@ def _check_writable_folder(key: str, value: str, folder: Path, problems: list[st
     """Check that ``folder`` exists or can be created, by writing a probe file where it would be."""
     existing = _nearest_existing(folder)
     if not existing.is_dir():
-        problems.append(f"{key}={value!r} needs the folder {folder}, but {existing} is a file. Choose another location.")
+        problems.append(
+            f"{key}={value!r} needs the folder {folder}, but {existing} is a file. "
+            f"Set {key} to a folder you can write{_FOLDER_EXAMPLES[key]}."
+        )
         return
     try:
         with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as error:
         problems.append(
-            f"{key}={value!r} needs the folder {folder}, but {existing} cannot be written "
-            f"({error.strerror}). Choose another location."
+            f"{key}={value!r} needs the folder {folder}, which cannot be created because {existing} "
+            f"does not accept new files ({error.strerror}). Set {key} to a folder you can write{_FOLDER_EXAMPLES[key]}."
         )
 
 
@@ -109,7 +128,10 @@ def _check_data(data: Mapping, problems: list[str]) -> tuple[int | None, int | N
     """Check the data group and return the numbers of training and test digits when they are known."""
     val_size = data.get("val_size")
     if val_size is not None and not (_is_number(val_size) and 0 <= val_size < 1):
-        problems.append(f"data.val_size must be a number in [0, 1) or null; got {val_size!r}.")
+        problems.append(
+            f"data.val_size must be a number in [0, 1) or null; got {val_size!r}. "
+            "Set e.g. data.val_size=0.25, or data.val_size=0 for no validation curves."
+        )
     path = data.get("path")
     if path is not None and data.get("name") != "mnist":
         problems.append(
@@ -158,7 +180,10 @@ def _check_model(cfg: Mapping, problems: list[str]) -> None:
         problems.append(f"model.activation must be one of {', '.join(ACTIVATIONS)}; got {activation!r}.")
     dropout = cfg.get("dropout")
     if not (_is_number(dropout) and 0 <= dropout < 1):
-        problems.append(f"dropout must be a number in [0, 1); got {dropout!r}.")
+        problems.append(
+            f"dropout must be a number in [0, 1), that is from 0 up to but not including 1; got {dropout!r}. "
+            "Set e.g. dropout=0.5, or dropout=0 for none."
+        )
 
 
 def _check_train(train: Mapping, problems: list[str]) -> None:
@@ -176,7 +201,7 @@ def _check_train(train: Mapping, problems: list[str]) -> None:
 def _check_run(cfg: Mapping, problems: list[str]) -> None:
     seed = cfg.get("seed")
     if not (_is_int(seed) and 0 <= seed < 2**32):
-        problems.append(f"seed must be a whole number in [0, 2**32); got {seed!r}.")
+        problems.append(f"seed must be a whole number from 0 to 4294967295; got {seed!r}. Set e.g. seed=0.")
     if not isinstance(cfg.get("progress"), bool):
         problems.append(f"progress must be true or false; got {cfg.get('progress')!r}.")
     cache = cfg["cache"]
@@ -231,6 +256,9 @@ def validate_config(cfg: Mapping) -> None:
     _check_run(cfg, problems)
     _collect(lambda: validate_embedder_config(cfg["embedder"]), problems)
     _collect(lambda: validate_k(cfg["knn"].get("k"), n_train), problems)
+    k = cfg["knn"].get("k")
+    if isinstance(k, list) and len({repr(value) for value in k}) < len(k):
+        problems.append(f"knn.k must not repeat a value; got {k}. Set e.g. `knn.k=[3,5,10]`.")
     n_points = None if n_train is None else n_train + n_test
     _collect(lambda: validate_quality_config(_section(cfg, "quality"), n_points), problems)
     _collect(lambda: validate_evolution_config(_section(cfg, "evolution")), problems)

@@ -62,7 +62,7 @@ def test_full_error_shows_the_traceback(run_cli):
 
     assert result.returncode == 1
     assert "Traceback" in result.stderr
-    assert "dropout must be a number in [0, 1); got 1.5" in result.stderr
+    assert "dropout must be a number in [0, 1), that is from 0 up to but not including 1; got 1.5" in result.stderr
 
 
 def test_catalogue_covers_each_kind_once_per_name():

@@ -28,7 +28,7 @@ def _imported_modules(importtime_log: str) -> set[str]:
 def test_config_error_exits_before_heavy_imports(run_cli):
     result = run_cli(["dropout=1.5"], extra_env={"PYTHONPROFILEIMPORTTIME": "1"})
     assert result.returncode == 2
-    assert "dropout must be a number in [0, 1); got 1.5" in result.stdout + result.stderr
+    assert "dropout must be a number in [0, 1), that is from 0 up to but not including 1; got 1.5" in result.stdout + result.stderr
     imported = _imported_modules(result.stderr)
     assert "hydra" in imported
     for module in HEAVY_MODULES:
@@ -153,8 +153,8 @@ def test_sweep_with_an_invalid_job_starts_no_job(run_cli, tmp_path, small_job):
     output = result.stdout + result.stderr
 
     assert result.returncode == 2
-    assert "1 of 2 jobs of the sweep have an invalid config; no job was started." in output
-    assert "dropout must be a number in [0, 1); got 1.5" in output
+    assert "Invalid sweep: 1 of 2 jobs have an invalid config, so no job was started." in output
+    assert "dropout must be a number in [0, 1), that is from 0 up to but not including 1; got 1.5" in output
     assert "Traceback" not in output
     assert "stage data: started" not in output
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlruns/mlflow.db")

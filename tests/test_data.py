@@ -339,7 +339,7 @@ def test_read_idx_rejects_bad_magic(tmp_path):
     path = tmp_path / "images-idx3-ubyte"
     path.write_bytes(b"\x01\x02\x08\x01" + struct.pack(">I", 3) + b"abc")
 
-    with pytest.raises(DataError, match=r"images-idx3-ubyte is not an IDX file: .*01 02 08 01"):
+    with pytest.raises(DataError, match=r"images-idx3-ubyte is not an MNIST IDX file: its first bytes must be 00 00, but they are 01 02 08 01\. Download"):
         read_idx(path)
 
 
@@ -485,7 +485,7 @@ def test_mnist_npz_not_an_archive(tmp_path):
     path = tmp_path / "mnist.npz"
     path.write_text("not an archive")
 
-    with pytest.raises(DataError, match=r"mnist\.npz is not an \.npz \(zip\) archive") as error:
+    with pytest.raises(DataError, match=r"mnist\.npz cannot be read as an \.npz \(zip\) archive: the file is truncated, or it is not an npz file") as error:
         load_dataset(data_config("mnist", path=str(path)), seed=0)
     assert "pickle" not in str(error.value)
 
@@ -510,7 +510,7 @@ def test_mnist_rejects_labels_outside_digits(tmp_path):
     labels[[3, 4]] = [10, -1]
     npz = write_mnist_npz(tmp_path / "mnist.npz", y_test=labels)
 
-    with pytest.raises(DataError, match=r"y_test in .* must contain labels 0-9; got \[-1, 10\]"):
+    with pytest.raises(DataError, match=r"y_test in .* must contain labels 0-9; found the invalid labels -1, 10\."):
         load_dataset(data_config("mnist", path=str(npz)), seed=0)
 
 

@@ -211,7 +211,7 @@ def test_per_epoch_knn_known_answers():
 
 def test_per_epoch_knn_rejects_k_above_half():
     y = np.repeat(np.arange(10), 4)
-    with pytest.raises(ConfigError, match=r"knn\.k must be whole numbers in \[1, n_train\); got \[30\] with n_train=20"):
+    with pytest.raises(ConfigError, match=r"knn\.k must be below the number of training digits, 20; got \[30\]"):
         per_epoch_knn({0: np.zeros((40, 2))}, y, k=[30])
 
 

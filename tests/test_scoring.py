@@ -156,11 +156,11 @@ def test_high_dimensional_layer_space_matches_sklearn():
 @pytest.mark.parametrize(
     ("k", "n_train", "message"),
     [
-        ([0], 100, "knn.k must be whole numbers in [1, n_train); got [0] with n_train=100"),
-        ([3, 100], 100, "in [1, n_train); got [3, 100] with n_train=100. Lower the largest k"),
-        ([2.5], 100, "knn.k must be whole numbers in [1, n_train); got [2.5] with n_train=100"),
-        ([True], 100, "knn.k must be whole numbers in [1, n_train); got [True] with n_train=100"),
-        ([-1], None, "knn.k must be whole numbers in [1, n_train); got [-1]"),
+        ([0], 100, "knn.k must be whole numbers >= 1; got [0]. Remove the values below 1"),
+        ([3, 100], 100, "below the number of training digits, 100; got [3, 100]. Lower the largest k (at most 99)"),
+        ([2.5], 100, "knn.k must be whole numbers >= 1; got [2.5]"),
+        ([True], 100, "knn.k must be whole numbers >= 1; got [True]"),
+        ([-1], None, "knn.k must be whole numbers >= 1; got [-1]"),
         ([], None, "knn.k must be a non-empty list of whole numbers; got []"),
         (5, None, "knn.k must be a non-empty list of whole numbers; got 5. Set e.g. `knn.k=[3,5"),
         ("5", None, "knn.k must be a non-empty list of whole numbers; got '5'"),
@@ -180,7 +180,7 @@ def test_knn_accuracy_rejects_k_not_below_n_train():
     X = rng.normal(size=(20, 2))
     y = rng.integers(0, 2, size=20)
 
-    with pytest.raises(ConfigError, match=re.escape("got [3, 10] with n_train=10")):
+    with pytest.raises(ConfigError, match=re.escape("below the number of training digits, 10; got [3, 10]")):
         knn_accuracy(X[:10], y[:10], X[10:], y[10:], [3, 10])
 
 

@@ -71,20 +71,24 @@ def _get(url: str, path: str) -> dict:
 
 @pytest.fixture(scope="module")
 def sweep_on_server(server, tmp_path_factory):
-    """Run a two-job sweep against the server; return the experiment id and its runs."""
+    """Run a two-job sweep against the server; return the experiment id, its runs and the output.
+
+    The URI carries a user name and password, which the server ignores; none may reach a run.
+    """
     folder = tmp_path_factory.mktemp("sweep")
+    uri_with_password = server.replace("http://", "http://alice:s3cret@")
     overrides = ["data=digits", "model.hidden_units=[32,16]", "train.epochs=1", "progress=false"]
     result = subprocess.run(
         [
             sys.executable, "-m", "src.main", "-m", "embedder=pca,tsne", *overrides,
-            f"tracking.uri={server}", f"hydra.sweep.dir={folder}/multirun", f"cache.dir={folder}/cache",
+            f"tracking.uri={uri_with_password}", f"hydra.sweep.dir={folder}/multirun", f"cache.dir={folder}/cache",
         ],
         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900, check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     experiment = _get(server, "/api/2.0/mlflow/experiments/get-by-name?experiment_name=layer-maps")["experiment"]
     runs = _post(server, "/api/2.0/mlflow/runs/search", {"experiment_ids": [experiment["experiment_id"]]})["runs"]
-    return experiment["experiment_id"], runs
+    return experiment["experiment_id"], runs, result.stdout + result.stderr
 
 
 def _tags(run: dict) -> dict:
@@ -92,7 +96,7 @@ def _tags(run: dict) -> dict:
 
 
 def test_sweep_runs_reach_server(server, sweep_on_server):
-    _, runs = sweep_on_server
+    _, runs, _ = sweep_on_server
     jobs = [run for run in runs if _tags(run).get("sweep.role") != "parent"]
     parents = [run for run in runs if _tags(run).get("sweep.role") == "parent"]
     assert sorted(_tags(run)["embedder"] for run in jobs) == ["pca", "tsne"]
@@ -106,11 +110,19 @@ def test_sweep_runs_reach_server(server, sweep_on_server):
         assert len(listing["files"]) == 3
 
 
+def test_password_never_recorded_or_printed(sweep_on_server):
+    _, runs, output = sweep_on_server
+
+    assert len(runs) == 3
+    assert "s3cret" not in json.dumps(runs)
+    assert "s3cret" not in output
+
+
 def test_ui_shows_runs(server, sweep_on_server, tmp_path):
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
         pytest.skip("Chromium is not installed (Debian package chromium); .ci/run installs it")
-    experiment_id, runs = sweep_on_server
+    experiment_id, runs, _ = sweep_on_server
     page = f"{server}/#/experiments/{experiment_id}/runs"
     flags = [
         "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

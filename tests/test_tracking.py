@@ -109,3 +109,22 @@ def test_orphaned_run_is_ended_and_live_one_kept(tmp_path):
     assert client.get_run(orphan.info.run_id).info.status == "KILLED"
     assert client.get_run(live.info.run_id).info.status == "RUNNING"
     assert client.get_run(elsewhere.info.run_id).info.status == "RUNNING"
+
+
+def test_redact_text_removes_every_password():
+    from src.redact import redact_text
+
+    text = "tracking.uri=http://alice:s3cret@host:5000 other=https://bob@example.org/x plain=sqlite:///a.db"
+
+    assert redact_text(text) == "tracking.uri=http://host:5000 other=https://example.org/x plain=sqlite:///a.db"
+
+
+def test_credential_filter_rewrites_log_records():
+    import logging
+
+    from src.redact import CredentialFilter
+
+    record = logging.LogRecord("hydra", logging.INFO, __file__, 1, "#%d : %s", (0, "tracking.uri=http://u:pw@h:1"), None)
+
+    assert CredentialFilter().filter(record)
+    assert record.getMessage() == "#0 : tracking.uri=http://h:1"

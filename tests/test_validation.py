@@ -27,8 +27,8 @@ def test_default_configs_are_valid(validate, embedder, data):
 
 
 BAD_CONFIGS = [
-    (["dropout=1.0"], r"dropout must be a number in \[0, 1\); got 1.0"),
-    (["dropout=-0.1"], r"dropout must be a number in \[0, 1\); got -0.1"),
+    (["dropout=1.0"], r"dropout must be a number in \[0, 1\), .*; got 1.0\. Set e\.g\. dropout=0\.5"),
+    (["dropout=-0.1"], r"dropout must be a number in \[0, 1\), .*; got -0.1"),
     (["model.hidden_units=[]"], r"model.hidden_units must be a non-empty list .*; got \[\]"),
     (["model.hidden_units=[256,0]"], r"model.hidden_units must be .*; got \[256, 0\]"),
     (["model.activation=relux"], r"model.activation must be one of .*relu.*; got 'relux'"),
@@ -38,6 +38,7 @@ BAD_CONFIGS = [
     (["train.learning_rate=0"], r"train.learning_rate must be a number > 0; got 0"),
     (["knn.k=[0,5]"], r"knn.k .*got \[0, 5\]"),
     (["knn.k=[]"], r"knn.k .*got \[\]"),
+    (["knn.k=[3,3]"], r"knn.k must not repeat a value; got \[3, 3\]"),
     (["knn.k=[4000]"], r"knn.k .*4000"),
     (["data=digits", "knn.k=[3,2000]"], r"knn.k .*2000"),
     (["embedder.name=isomap"], r"embedder.*pca.*tsne.*umap.*trimap.*isomap"),
@@ -50,14 +51,14 @@ BAD_CONFIGS = [
     (["data.test_size=1.5"], r"data.test_size must be a share in \(0, 1\) .*got 1.5"),
     (["data.val_size=1"], r"data.val_size must be a number in \[0, 1\) or null; got 1"),
     (["seed=-1"], r"seed must be a whole number .*got -1"),
-    (["+train.epoch=5"], r"train.epoch is not a config key; got train.epoch=5. Known keys of train: .*epochs"),
+    (["+train.epoch=5"], r"train.epoch is not a config key; got train.epoch=5\. Did you mean train\.epochs \(without \+\)\? Known keys of train: .*epochs"),
     (["+embedder.nneighbors=30"], r"embedder.nneighbors is not a parameter of embedder=umap; got 30. .*n_neighbors"),
     (["data.val_size=0.999"], r"data.val_size=0.999 splits 4000 training digits into 4 to fit and 3996 to validate"),
     (["data=digits", "data.n_train=20"], r"data.val_size=0.25 splits 20 training digits into 15 to fit and 5"),
     (["tracking.uri=my_runs"], r"tracking.uri must start with one of sqlite://.*got 'my_runs'.*sqlite:///"),
     (["tracking.uri=foo://bar"], r"tracking.uri must start with one of .*got 'foo://bar'"),
-    (["tracking.uri=sqlite:////proc/runs/mlflow.db"], r"tracking.uri='sqlite:////proc/runs/mlflow.db' needs the folder /proc/runs, but /proc cannot be written"),
-    (["cache.dir=/proc/layer-maps-cache"], r"cache.dir='/proc/layer-maps-cache' needs the folder .*, but /proc cannot be written"),
+    (["tracking.uri=sqlite:////proc/runs/mlflow.db"], r"tracking.uri='sqlite:////proc/runs/mlflow.db' needs the folder /proc/runs, which cannot be created because /proc does not accept new files .*Set tracking.uri to a folder you can write"),
+    (["cache.dir=/proc/layer-maps-cache"], r"cache.dir='/proc/layer-maps-cache' needs the folder .*, which cannot be created because /proc .*cache.enabled=false"),
 ]
 
 
