@@ -1,6 +1,7 @@
 """Run the bad-input catalogue and the fault tests, and print what ended consistent.
 
     python benchmarks/reliability_report.py            # about 10 minutes on 2 cores
+    python benchmarks/reliability_report.py --table    # only the catalogue, as a Markdown table
 
 It runs ``pytest tests/test_catalogue.py tests/test_faults.py`` (slow tests included) with
 ``LAYER_MAPS_RELIABILITY_LOG`` set, so that each test appends what it saw to a JSON-lines
@@ -13,12 +14,18 @@ file, then prints:
 - runs and metrics lost: runs that did not end FINISHED after the resume, and expected
   metrics missing from the final runs. The goal is 0 for both;
 - whether the same seed and config gave identical metrics twice.
+
+With ``--table`` it runs only the catalogue's cases and prints them as the Markdown table
+of the README's troubleshooting section: the input, the command, the exit status and the
+message.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -68,7 +75,44 @@ def report(records: list[dict], pytest_status: int) -> None:
     print(f"  pytest exit status                   {pytest_status}")
 
 
+def first_message(output: str) -> str:
+    """Return the first error line of a job's output, without the log prefix."""
+    lines = output.splitlines()
+    for number, line in enumerate(lines):
+        text = line.split("] - ", 1)[-1] if "] - " in line else line.split("[HYDRA] ", 1)[-1]
+        if "Could not find" in line:
+            return line.strip() + " (Hydra lists the available options)"
+        if text.startswith(("Invalid config:", "Invalid sweep:")):
+            rules = [rule[4:] for rule in lines[number + 1:] if rule.startswith("  - ")]
+            return rules[0] if rules else text
+        if "[ERROR]" in line or ("[HYDRA]" in line and "tracking.uri" in line):
+            return text
+    return "(no message)"
+
+
+def catalogue_table() -> int:
+    sys.path.insert(0, str(PROJECT_ROOT / "tests"))
+    from catalogue import CASES
+    from test_catalogue import run_case
+
+    print("| kind | input | command | exit | message |")
+    print("| --- | --- | --- | --- | --- |")
+    with tempfile.TemporaryDirectory(prefix="catalogue-") as folder:
+        for case in CASES:
+            status, output = run_case(case, Path(folder) / case.name)
+            # Scratch paths say nothing to a reader: show them as ".../".
+            message = re.sub(re.escape(folder) + r"/[^/]+/(inputs/)?", ".../", first_message(output))
+            env = [f"{key}={value}" for key, value in case.env.items()]
+            command = " ".join([*env, *case.overrides]).replace("{tmp}/", ".../")
+            print(f"| {case.kind} | {case.what} | `{command}` | {status} | {message.replace('|', '/')} |", flush=True)
+    return 0
+
+
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--table", action="store_true", help="print the catalogue as a Markdown table, nothing else")
+    if parser.parse_args().table:
+        return catalogue_table()
     with tempfile.TemporaryDirectory(prefix="reliability-") as folder:
         record = Path(folder) / "records.jsonl"
         status = run_tests(record)

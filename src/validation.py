@@ -46,6 +46,9 @@ KNOWN_KEYS = {
 TRACKING_SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql", "databricks")
 
 
+# Values the messages suggest for the training settings: the defaults in conf/train/default.yaml.
+_TRAIN_EXAMPLES = {"epochs": 20, "batch_size": 128}
+
 # Examples for the messages about a folder that cannot be written.
 _FOLDER_EXAMPLES = {
     "tracking.uri": ", e.g. tracking.uri=sqlite:////tmp/mlruns/mlflow.db, or drop the override to use mlruns/",
@@ -177,7 +180,9 @@ def _check_model(cfg: Mapping, problems: list[str]) -> None:
         )
     activation = cfg["model"].get("activation")
     if activation not in ACTIVATIONS:
-        problems.append(f"model.activation must be one of {', '.join(ACTIVATIONS)}; got {activation!r}.")
+        problems.append(
+            f"model.activation must be one of {', '.join(ACTIVATIONS)}; got {activation!r}. Set e.g. model.activation=relu."
+        )
     dropout = cfg.get("dropout")
     if not (_is_number(dropout) and 0 <= dropout < 1):
         problems.append(
@@ -190,12 +195,14 @@ def _check_train(train: Mapping, problems: list[str]) -> None:
     for key in ("epochs", "batch_size"):
         value = train.get(key)
         if not (_is_int(value) and value >= 1):
-            problems.append(f"train.{key} must be a whole number >= 1; got {value!r}.")
+            problems.append(f"train.{key} must be a whole number >= 1; got {value!r}. Set e.g. train.{key}={_TRAIN_EXAMPLES[key]}.")
     if train.get("optimizer") not in OPTIMIZERS:
-        problems.append(f"train.optimizer must be one of {', '.join(OPTIMIZERS)}; got {train.get('optimizer')!r}.")
+        problems.append(
+            f"train.optimizer must be one of {', '.join(OPTIMIZERS)}; got {train.get('optimizer')!r}. Set e.g. train.optimizer=adam."
+        )
     learning_rate = train.get("learning_rate")
     if not (_is_number(learning_rate) and learning_rate > 0):
-        problems.append(f"train.learning_rate must be a number > 0; got {learning_rate!r}.")
+        problems.append(f"train.learning_rate must be a number > 0; got {learning_rate!r}. Set e.g. train.learning_rate=0.001.")
 
 
 def _check_run(cfg: Mapping, problems: list[str]) -> None:
@@ -203,10 +210,12 @@ def _check_run(cfg: Mapping, problems: list[str]) -> None:
     if not (_is_int(seed) and 0 <= seed < 2**32):
         problems.append(f"seed must be a whole number from 0 to 4294967295; got {seed!r}. Set e.g. seed=0.")
     if not isinstance(cfg.get("progress"), bool):
-        problems.append(f"progress must be true or false; got {cfg.get('progress')!r}.")
+        problems.append(f"progress must be true or false; got {cfg.get('progress')!r}. Set progress=true or progress=false.")
     cache = cfg["cache"]
     if not isinstance(cache.get("enabled"), bool):
-        problems.append(f"cache.enabled must be true or false; got {cache.get('enabled')!r}.")
+        problems.append(
+            f"cache.enabled must be true or false; got {cache.get('enabled')!r}. Set cache.enabled=true or cache.enabled=false."
+        )
     if not (isinstance(cache.get("dir"), str) and cache.get("dir").strip()):
         problems.append(f"cache.dir must be a folder path; got {cache.get('dir')!r}.")
     if isinstance(cache.get("dir"), str) and cache.get("dir").strip():
