@@ -1,6 +1,6 @@
 """Run the bad-input catalogue and the fault tests, and print what ended consistent.
 
-    python benchmarks/reliability_report.py            # about 10 minutes on 2 cores
+    python benchmarks/reliability_report.py            # about 8 minutes on 2 cores
     python benchmarks/reliability_report.py --table    # only the catalogue, as a Markdown table
 
 It runs ``pytest tests/test_catalogue.py tests/test_faults.py`` (slow tests included) with

@@ -6,8 +6,9 @@ import logging
 import re
 from urllib.parse import urlparse
 
-# The user-information part of any URI in a text: "scheme://user:password@".
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
+# The user-information part of any URI in a text: "scheme://user:password@". Hydra writes
+# overrides with ":" escaped ("http\://alice\:secret@host"), so a backslash may precede it.
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*\\?://)[^/@\s]+@")
 
 
 def redact_credentials(uri: str) -> str:

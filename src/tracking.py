@@ -66,6 +66,9 @@ def set_up_experiment(tracking_uri: str, experiment: str) -> str:
     """
     if tracking_uri.startswith(("http://", "https://")):
         check_server_responds(tracking_uri)
+        if urlparse(tracking_uri).password or urlparse(tracking_uri).username:
+            # MLflow prints "View run ... at <tracking URI>" at the end of each run, password included.
+            os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
         # MLflow's defaults retry a failed request for minutes; a sweep would pay that per job.
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")

@@ -114,6 +114,11 @@ def test_password_never_recorded_or_printed(sweep_on_server):
     _, runs, output = sweep_on_server
 
     assert len(runs) == 3
+    leaks = [
+        entry for run in runs for kind in ("params", "tags")
+        for entry in run["data"].get(kind, []) if "s3cret" in entry["value"]
+    ]
+    assert leaks == []
     assert "s3cret" not in json.dumps(runs)
     assert "s3cret" not in output
 

@@ -117,6 +117,7 @@ def test_redact_text_removes_every_password():
     text = "tracking.uri=http://alice:s3cret@host:5000 other=https://bob@example.org/x plain=sqlite:///a.db"
 
     assert redact_text(text) == "tracking.uri=http://host:5000 other=https://example.org/x plain=sqlite:///a.db"
+    assert redact_text(r"tracking.uri=http\://alice\:s3cret@host\:5000") == r"tracking.uri=http\://host\:5000"
 
 
 def test_credential_filter_rewrites_log_records():
