@@ -100,11 +100,11 @@ def catalogue_table() -> int:
     with tempfile.TemporaryDirectory(prefix="catalogue-") as folder:
         for case in CASES:
             status, output = run_case(case, Path(folder) / case.name)
-            # Scratch paths say nothing to a reader: show them as ".../".
+            # Scratch paths mean nothing to a reader, so they are shown as ".../".
             message = re.sub(re.escape(folder) + r"/[^/]+/(inputs/)?", ".../", first_message(output))
             env = [f"{key}={value}" for key, value in case.env.items()]
             command = " ".join([*env, *case.overrides]).replace("{tmp}/", ".../")
-            print(f"| {case.kind} | {case.what} | `{command}` | {status} | {message.replace('|', '/')} |", flush=True)
+            print(f"| {case.kind} | {case.mistake} | `{command}` | {status} | {message.replace('|', '/')} |", flush=True)
     return 0
 
 

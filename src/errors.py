@@ -1,4 +1,4 @@
-"""Exceptions whose message tells the user what to fix; the command line shows no traceback for them."""
+"""Exceptions whose message names what to fix. The command line prints them without a traceback."""
 
 
 class ConfigError(ValueError):

@@ -730,13 +730,17 @@ def save_animation(
     Path
         The file written.
     """
-    plt = _pyplot()
     from matplotlib.animation import PillowWriter
 
+    return _write_animation(maps_by_epoch, y, title, captions, Path(path_gif), PillowWriter(fps=fps))
+
+
+def _write_animation(maps_by_epoch, y, title, captions, path: Path, writer) -> Path:
+    """Draw the frames, write them with a matplotlib animation writer and close the figure."""
+    plt = _pyplot()
     fig, animation = _animate(maps_by_epoch, y, title, captions)
-    path = Path(path_gif)
     try:
-        animation.save(path, writer=PillowWriter(fps=fps), dpi=100)
+        animation.save(path, writer=writer, dpi=100)
     finally:
         plt.close(fig)
     return path
@@ -760,7 +764,7 @@ def save_mp4(
         The file written, or None without writing anything when matplotlib finds no
         ``ffmpeg`` executable.
     """
-    plt = _pyplot()
+    _pyplot()  # selects the Agg backend before matplotlib.animation is imported
     from matplotlib.animation import FFMpegWriter, writers
 
     if not writers.is_available("ffmpeg"):
@@ -769,10 +773,4 @@ def save_mp4(
             path_mp4,
         )
         return None
-    fig, animation = _animate(maps_by_epoch, y, title, captions)
-    path = Path(path_mp4)
-    try:
-        animation.save(path, writer=FFMpegWriter(fps=fps), dpi=100)
-    finally:
-        plt.close(fig)
-    return path
+    return _write_animation(maps_by_epoch, y, title, captions, Path(path_mp4), FFMpegWriter(fps=fps))

@@ -149,7 +149,7 @@ def training_key_config(cfg: DictConfig) -> dict:
 
 
 def evolution_enabled(cfg: DictConfig) -> bool:
-    """Whether the config asks for per-epoch snapshots (an older config has no evolution section)."""
+    """Return whether per-epoch snapshots are enabled (an older config has no evolution section)."""
     return bool(OmegaConf.select(cfg, "evolution.enabled", default=False))
 
 
@@ -290,7 +290,7 @@ def map_layers(
 
 
 def quality_enabled(cfg: DictConfig) -> bool:
-    """Whether the config asks for map-quality metrics (an older config has no quality section)."""
+    """Return whether map-quality metrics are enabled (an older config has no quality section)."""
     return bool(OmegaConf.select(cfg, "quality.enabled", default=False))
 
 

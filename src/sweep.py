@@ -65,9 +65,9 @@ def validate_jobs(config: DictConfig) -> None:
             validate_config(OmegaConf.to_container(OmegaConf.masked_copy(job, job_keys), resolve=True))
         except (ConfigError, DataError) as error:
             rules = str(error).removeprefix("Invalid config:\n")
-            # Hydra escapes ":" and other grammar characters in values; show them as typed.
-            shown = redact_text(" ".join(overrides).replace("\\", ""))
-            rejected.append(f"job {number} ({shown}):\n{rules}")
+            # Hydra escapes ":" and other grammar characters in values, so they are shown as typed.
+            typed = redact_text(" ".join(overrides).replace("\\", ""))
+            rejected.append(f"job {number} ({typed}):\n{rules}")
     if rejected:
         raise ConfigError(
             f"Invalid sweep: {len(rejected)} of {count_jobs(config)} jobs have an invalid config, so no job was started.\n"

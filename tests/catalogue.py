@@ -20,7 +20,7 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Case:
-    """One bad input and what the harness must say about it.
+    """One bad input and the message the harness must print for it.
 
     Attributes
     ----------
@@ -28,7 +28,7 @@ class Case:
         Short id, used as the test id and in the README table.
     kind : str
         ``config``, ``data`` or ``environment``.
-    what : str
+    mistake : str
         The mistake, in the words of the README's troubleshooting table.
     overrides : list of str
         Command-line arguments after ``python -m src.main``.
@@ -49,7 +49,7 @@ class Case:
 
     name: str
     kind: str
-    what: str
+    mistake: str
     overrides: list[str]
     message: str
     setup: Callable[[Path], None] | None = None

@@ -65,7 +65,7 @@ def run_main(
     """Run ``python -m src.main ARGS`` with MLflow, Hydra and cache output under ``tmp_path``.
 
     Each of those defaults is left out when ``args`` set the same key. ``handle_sigint``
-    restores the default SIGINT action in the job (see _default_sigint); it uses a
+    restores the default SIGINT action in the job (see _default_sigint). It uses a
     ``preexec_fn``, which is not safe when other threads start processes at the same time.
     """
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **(extra_env or {})}

@@ -1,6 +1,6 @@
 """Faults injected into real jobs: each ends in a consistent state, and the next run resumes.
 
-A fault is requested with ``LAYER_MAPS_FAULT=<point>:<fault>`` (see src/faults.py); the
+A fault is requested with ``LAYER_MAPS_FAULT=<point>:<fault>`` (see src/faults.py). The
 job then sends itself the signal at that point, so it is handled as one sent from outside.
 """
 
@@ -101,7 +101,8 @@ def test_interrupted_run_ends_killed_and_resumes(point, signal, tmp_path, reliab
         assert _artifacts(tmp_path, killed.info.run_id, "scatter") == {"scatter/scatter_input.png"}
 
     assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-3000:]
-    assert len(runs) == 2 and final.info.status == "FINISHED"
+    assert len(runs) == 2
+    assert final.info.status == "FINISHED"
     assert lost == set()
     assert final.data.tags["cache.train"] == ("miss" if point == "train" else "hit")
     if point == "artifacts":
@@ -167,7 +168,8 @@ def test_failing_job_of_parallel_sweep(tmp_path, reliability_record):
 
     assert result.returncode != 0
     assert len(runs) == 4, output[-3000:]
-    assert len(by_status["FINISHED"]) == 2 and len(by_status["FAILED"]) == 2
+    assert len(by_status["FINISHED"]) == 2
+    assert len(by_status["FAILED"]) == 2
     for run in by_status["FINISHED"]:
         assert {f"knn_acc/{layer}/k3" for layer in ("input", "hidden_1")} <= set(run.data.metrics)
     for run in by_status["FAILED"]:
@@ -191,7 +193,8 @@ def test_same_seed_same_metrics(tmp_path, reliability_record):
            "cache.enabled=false"]
     first = run_main(job, tmp_path)
     second = run_main(job, tmp_path)
-    assert first.returncode == 0 and second.returncode == 0, second.stderr[-3000:]
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert second.returncode == 0, second.stderr[-3000:]
 
     older, newer = _runs(tmp_path)
     metrics = {key for key in older.data.metrics if not key.startswith("time/")}
