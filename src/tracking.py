@@ -142,6 +142,9 @@ def end_orphaned_runs(experiment_id: str) -> list[str]:
     would stay RUNNING in the UI for ever. Each job started here checks its experiment
     for such runs first. Runs of other hosts are left alone: their processes cannot be seen.
 
+    NOTE: two containers that share a host name and a store but not a process namespace
+    would see each other's runs as orphaned. Give each container its own host name.
+
     Returns
     -------
     list of str
