@@ -62,7 +62,7 @@ def reach(point: str) -> None:
 def reach_soon(point: str, delay: float = EMBED_DELAY) -> None:
     """Inject the fault requested at ``point``, if any, ``delay`` seconds from now.
 
-    The signal is sent from a daemon thread; Python runs its handler in the main thread,
+    The signal is sent from a daemon thread. Python runs its handler in the main thread,
     inside the work that follows this call. ``ENOSPC`` has no meaning here and is raised at once.
     """
     fault = _requested(point)

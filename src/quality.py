@@ -561,7 +561,9 @@ def validate_quality_config(quality_cfg: Mapping, n_available: int | None = None
     settings = {**QUALITY_DEFAULTS, **quality_cfg}
     for key in ("enabled", "probe"):
         if not isinstance(settings[key], bool):
-            raise ConfigError(f"quality.{key} must be true or false; got {settings[key]!r}.")
+            raise ConfigError(
+                f"quality.{key} must be true or false; got {settings[key]!r}. Set quality.{key}=true or quality.{key}=false."
+            )
     for key, lowest in (("k", 1), ("n_points", 3), ("n_triplets", 1), ("n_pairs", 2)):
         value = settings[key]
         if not _is_whole(value) or value < lowest:

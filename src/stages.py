@@ -439,7 +439,6 @@ def follow_training(cfg, dataset, layers, embeddings, cache, output_dir, timer) 
     from mlflow.utils.time import get_current_time_millis
 
     from src import evolution
-    from src.embedding import LIBRARIES
 
     subset = layers.snapshot_subset
     y_subset = dataset.y_test[subset]
@@ -450,7 +449,7 @@ def follow_training(cfg, dataset, layers, embeddings, cache, output_dir, timer) 
     for layer in layers.layer_names:
         with timer.stage(f"evolution/{layer}"):
             snapshots = {epoch: activations[layer] for epoch, activations in layers.snapshots.items()}
-            maps = evolution_maps(cfg, layer, layers, snapshots, cache, LIBRARIES)
+            maps = evolution_maps(cfg, layer, layers, snapshots, cache)
             scores = evolution.per_epoch_knn(maps, y_subset, ks, seed=cfg.seed)
             final = evolution.per_epoch_knn({0: embeddings[layer].test[subset]}, y_subset, ks, seed=cfg.seed)[0]
 
@@ -481,8 +480,9 @@ def follow_training(cfg, dataset, layers, embeddings, cache, output_dir, timer) 
                  layer, ks[0], trend, final[ks[0]])
 
 
-def evolution_maps(cfg, layer, layers, snapshots, cache, libraries) -> dict[int, np.ndarray]:
+def evolution_maps(cfg, layer, layers, snapshots, cache) -> dict[int, np.ndarray]:
     """Return one layer's aligned per-epoch maps, or load them from the cache."""
+    from src.embedding import LIBRARIES
     from src.evolution import aligned_maps
 
     key_config = {
@@ -491,7 +491,7 @@ def evolution_maps(cfg, layer, layers, snapshots, cache, libraries) -> dict[int,
         "embedder": OmegaConf.to_container(cfg.embedder, resolve=True),
         "seed": cfg.seed,
     }
-    versions = library_versions("numpy", "scipy", *libraries[cfg.embedder.name])
+    versions = library_versions("numpy", "scipy", *LIBRARIES[cfg.embedder.name])
 
     def compute(folder: Path):
         result = aligned_maps(snapshots, cfg.embedder, cfg.seed, cfg.progress)

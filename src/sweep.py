@@ -54,8 +54,9 @@ def validate_jobs(config: DictConfig) -> None:
     from src.redact import redact_text
     from src.validation import validate_config
 
+    jobs = job_overrides(config)
     rejected = []
-    for number, overrides in enumerate(job_overrides(config)):
+    for number, overrides in enumerate(jobs):
         try:
             job = compose(config_name=config.hydra.job.config_name, overrides=list(overrides))
         except Exception:  # noqa: BLE001 - Hydra reports composition errors itself when it launches.
@@ -70,7 +71,7 @@ def validate_jobs(config: DictConfig) -> None:
             rejected.append(f"job {number} ({typed}):\n{rules}")
     if rejected:
         raise ConfigError(
-            f"Invalid sweep: {len(rejected)} of {count_jobs(config)} jobs have an invalid config, so no job was started.\n"
+            f"Invalid sweep: {len(rejected)} of {len(jobs)} jobs have an invalid config, so no job was started.\n"
             + "\n".join(rejected)
             + "\nFix or remove these values in the sweep's overrides, then run it again."
         )

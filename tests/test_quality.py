@@ -301,8 +301,8 @@ def test_validate_fills_defaults():
         ("n_points", True, "quality.n_points must be a whole number >= 3; got True. Set e.g. quality.n_points=5000."),
         ("n_triplets", -1, "quality.n_triplets must be a whole number >= 1; got -1. Set e.g. quality.n_triplets=100000."),
         ("n_pairs", 1, "quality.n_pairs must be a whole number >= 2; got 1. Set e.g. quality.n_pairs=100000."),
-        ("enabled", "yes", "quality.enabled must be true or false; got 'yes'."),
-        ("probe", 1, "quality.probe must be true or false; got 1."),
+        ("enabled", "yes", "quality.enabled must be true or false; got 'yes'. Set quality.enabled=true or quality.enabled=false."),
+        ("probe", 1, "quality.probe must be true or false; got 1. Set quality.probe=true or quality.probe=false."),
     ],
 )
 def test_validate_rejects_bad_value(key, value, message):
